@@ -1,0 +1,42 @@
+// Byte strings and their hex form.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace custos {
+
+using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
+using Hash256 = std::array<uint8_t, 32>;
+
+inline ByteView as_view(std::string_view s) {
+  return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+inline std::string_view as_string_view(ByteView b) {
+  return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+}
+inline Bytes to_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
+
+// Lower-case hex.
+std::string to_hex(ByteView bytes);
+// Accepts upper or lower case; refuses odd lengths and non-hex characters.
+Result<Bytes> from_hex(std::string_view hex);
+// Exactly 64 hex characters -> 32 bytes.
+Result<Hash256> hash_from_hex(std::string_view hex);
+
+std::string base64_encode(ByteView bytes);
+Result<Bytes> base64_decode(std::string_view text);
+
+// Big-endian fixed-width integers, used in storage keys so that byte order
+// equals numeric order.
+void append_be64(Bytes& out, uint64_t value);
+uint64_t read_be64(const uint8_t* data);
+
+}  // namespace custos
