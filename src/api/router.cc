@@ -1,0 +1,444 @@
+#include "api/router.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "codec/cbor_json.h"
+#include "ledger/policy.h"
+
+namespace custos::api {
+
+using nlohmann::json;
+
+namespace {
+
+Response json_response(const json& body, int status = 200) {
+  Response r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+Response bytes_response(Bytes bytes, const char* content_type) {
+  Response r;
+  r.content_type = content_type;
+  r.body.assign(bytes.begin(), bytes.end());
+  return r;
+}
+
+bool accepts(const Request& r, std::string_view type) { return r.accept.find(type) != std::string::npos; }
+
+std::string rfc3339(uint64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03uZ", buf, static_cast<unsigned>(ms % 1000));
+  return out;
+}
+
+Result<uint64_t> parse_uint(const std::string& text, const char* what) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+    return error(ErrorCode::kInvalidArgument, std::string("'") + what + "' must be an unsigned integer");
+  }
+  return v;
+}
+
+// Milliseconds since the epoch, or an RFC 3339 UTC time such as 2026-11-23T10:00:00Z.
+Result<uint64_t> parse_time_ms(const std::string& text, const char* what) {
+  if (!text.empty() && text.find('T') == std::string::npos) return parse_uint(text, what);
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  uint64_t ms = 0;
+  if (end && *end == '.') {
+    ++end;
+    int digits = 0;
+    while (*end >= '0' && *end <= '9') {
+      if (digits < 3) ms = ms * 10 + static_cast<uint64_t>(*end - '0');
+      ++digits;
+      ++end;
+    }
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  if (!end || std::string_view(end) != "Z") {
+    return error(ErrorCode::kInvalidArgument,
+                 std::string("'") + what + "' must be milliseconds since 1970 or a UTC time like 2026-11-23T10:00:00Z");
+  }
+  std::time_t secs = timegm(&tm);
+  if (secs < 0) return error(ErrorCode::kInvalidArgument, std::string("'") + what + "' is before 1970");
+  return static_cast<uint64_t>(secs) * 1000 + ms;
+}
+
+const std::string* query_param(const Request& r, const char* name) {
+  auto it = r.query.find(name);
+  return it == r.query.end() ? nullptr : &it->second;
+}
+
+json gap_json(const ledger::SequenceOutcome& gap) {
+  return {{"expected", gap.expected}, {"got", gap.got}, {"missing", gap.got - gap.expected}};
+}
+
+json registered_json(const node::Submission& s) {
+  json j = {{"id", to_hex(s.registered.id)},
+            {"index", s.registered.index},
+            {"height", s.registered.height},
+            {"status", s.already_registered ? "already-registered" : "registered"}};
+  if (s.registered.gap) j["sequence_gap"] = gap_json(*s.registered.gap);
+  return j;
+}
+
+json entry_json(const ledger::EntryInfo& e, bool with_statement) {
+  const auto& h = e.header;
+  json j = {{"id", to_hex(e.id)},
+            {"index", e.index},
+            {"height", e.height},
+            {"registered_ms", e.registered_ms},
+            {"registered_at", rfc3339(e.registered_ms)},
+            {"alg", crypto::algorithm_name(h.alg)},
+            {"kid", to_hex(h.kid)},
+            {"content_type", h.content_type},
+            {"issuer", h.issuer},
+            {"subject", h.subject},
+            {"issued_at", h.issued_at_s},
+            {"sequence", h.sequence}};
+  if (e.gap) j["sequence_gap"] = gap_json(*e.gap);
+  if (with_statement) {
+    auto st = cose::parse_statement(e.statement);
+    if (st.ok()) {
+      auto payload = cbor::decode(st->payload());
+      if (payload.ok()) j["payload"] = cbor::to_json(*payload);
+      else j["payload_base64"] = base64_encode(st->payload());
+    }
+    j["statement_base64"] = base64_encode(e.statement);
+  }
+  return j;
+}
+
+json block_json(const ledger::BlockRecord& b) {
+  const auto& h = b.header;
+  json j = {{"height", h.height},
+            {"header_hash", to_hex(b.header_hash())},
+            {"prev_hash", to_hex(h.prev_hash)},
+            {"log_size", h.log_size},
+            {"root", to_hex(h.root)},
+            {"time_ms", h.time_ms},
+            {"time", rfc3339(h.time_ms)},
+            {"proposer", to_hex(h.proposer)},
+            {"entries", h.entry_count},
+            {"checkpoint_signature", to_hex(b.checkpoint_signature)},
+            {"root_signature", to_hex(b.root_signature)}};
+  if (h.genesis_hash) j["genesis_hash"] = to_hex(*h.genesis_hash);
+  return j;
+}
+
+// Splits "/v1/entries/abc/receipt" into {"v1", "entries", "abc", "receipt"}.
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return parts;
+}
+
+}  // namespace
+
+int http_status_for(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kMalformed: return 400;
+    case ErrorCode::kBadSignature:
+    case ErrorCode::kUnknownKey:
+    case ErrorCode::kRevokedKey:
+    case ErrorCode::kPolicy: return 422;
+    case ErrorCode::kReplay:
+    case ErrorCode::kConflict: return 409;
+    case ErrorCode::kTooLarge: return 413;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kIo:
+    case ErrorCode::kCorruption:
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+Response problem(int http_status, const std::string& type, const std::string& detail) {
+  static const std::map<int, const char*> kTitles = {
+      {400, "Bad Request"}, {404, "Not Found"}, {405, "Method Not Allowed"}, {409, "Conflict"},
+      {413, "Content Too Large"}, {415, "Unsupported Media Type"}, {422, "Unprocessable Content"},
+      {500, "Internal Server Error"}, {503, "Service Unavailable"}};
+  auto it = kTitles.find(http_status);
+  json body = {{"type", kProblemTypePrefix + type},
+               {"title", it == kTitles.end() ? "Error" : it->second},
+               {"status", http_status},
+               {"detail", detail}};
+  Response r = json_response(body, http_status);
+  r.content_type = kContentTypeProblem;
+  if (http_status == 503) r.headers["Retry-After"] = "1";
+  return r;
+}
+
+Response problem(const Status& status) {
+  return problem(http_status_for(status.code()), error_code_name(status.code()), status.message());
+}
+
+Response Router::handle(const Request& request) {
+  Response response;
+  try {
+    response = route(request);
+  } catch (const std::exception& e) {
+    // Reaching here is a bug (we do not throw on bad input); answer and log.
+    spdlog::error("{} {}: unexpected exception: {}", request.method, request.path, e.what());
+    response = problem(500, "internal", "internal error");
+  }
+  node_.metrics().http_requests.fetch_add(1, std::memory_order_relaxed);
+  int cls = response.status / 100;
+  if (cls >= 1 && cls <= 5) node_.metrics().http_responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
+  return response;
+}
+
+Response Router::route(const Request& r) {
+  const auto parts = split_path(r.path);
+  const bool get = r.method == "GET" || r.method == "HEAD";
+  const bool post = r.method == "POST";
+  auto not_allowed = [&] { return problem(405, "method-not-allowed", r.method + " is not allowed on " + r.path); };
+
+  if (parts.size() == 1 && parts[0] == "healthz") return get ? get_health() : not_allowed();
+  if (parts.size() == 1 && parts[0] == "metrics") return get ? get_metrics() : not_allowed();
+  if (parts.empty() || parts[0] != "v1") return problem(404, "not-found", "no route for " + r.path);
+  if (parts.size() == 2 && parts[1] == "entries") {
+    if (post) return post_entry(r);
+    return get ? get_entries(r) : not_allowed();
+  }
+  if (parts.size() == 3 && parts[1] == "entries" && parts[2] == "batch") return post ? post_batch(r) : not_allowed();
+  if (parts.size() == 3 && parts[1] == "entries") return get ? get_entry(r, parts[2]) : not_allowed();
+  if (parts.size() == 4 && parts[1] == "entries" && parts[3] == "receipt") {
+    return get ? get_receipt(parts[2]) : not_allowed();
+  }
+  if (parts.size() == 2 && parts[1] == "checkpoint") return get ? get_checkpoint(r) : not_allowed();
+  if (parts.size() == 3 && parts[1] == "proofs" && parts[2] == "consistency") {
+    return get ? get_consistency(r) : not_allowed();
+  }
+  if (parts.size() == 3 && parts[1] == "blocks") return get ? get_block(parts[2]) : not_allowed();
+  if (parts.size() == 3 && parts[1] == "keys") return get ? get_key(parts[2]) : not_allowed();
+  if (parts.size() == 2 && parts[1] == "node") return get ? get_node() : not_allowed();
+  if (parts.size() == 2 && parts[1] == "genesis") return get ? get_genesis() : not_allowed();
+  return problem(404, "not-found", "no route for " + r.path);
+}
+
+Response Router::post_entry(const Request& r) {
+  if (r.content_type.rfind(kContentTypeCose, 0) != 0) {
+    return problem(415, "unsupported-media-type", "POST /v1/entries takes Content-Type: application/cose");
+  }
+  if (r.body.size() > limits::kStatementBytesMax) {
+    return problem(error(ErrorCode::kTooLarge, "statement larger than " + std::to_string(limits::kStatementBytesMax) +
+                                                   " bytes"));
+  }
+  auto s = node_.submit(as_view(r.body));
+  if (!s.ok()) return problem(s.status());
+  return json_response(registered_json(*s), s->already_registered ? 200 : 201);
+}
+
+// Body: a CBOR array of byte strings, each one COSE_Sign1 statement. Answers
+// one result per statement, in order; each either registered or a problem.
+Response Router::post_batch(const Request& r) {
+  if (r.content_type.rfind(kContentTypeCbor, 0) != 0) {
+    return problem(415, "unsupported-media-type",
+                   "POST /v1/entries/batch takes Content-Type: application/cbor (an array of bstr statements)");
+  }
+  cbor::DecodeOptions options;
+  options.max_depth = 2;
+  options.max_items = limits::kBatchStatementsMax + 1;
+  auto decoded = cbor::decode(as_view(r.body), options);
+  if (!decoded.ok()) return problem(error(ErrorCode::kMalformed, "batch body: " + decoded.status().message()));
+  if (!decoded->is(cbor::Type::kArray)) return problem(error(ErrorCode::kMalformed, "batch body must be an array"));
+  const cbor::Array& items = decoded->as_array();
+  if (items.size() > limits::kBatchStatementsMax) {
+    return problem(error(ErrorCode::kTooLarge, "batch of " + std::to_string(items.size()) + " exceeds " +
+                                                   std::to_string(limits::kBatchStatementsMax) + " statements"));
+  }
+  std::vector<ByteView> statements;
+  for (const auto& item : items) {
+    if (!item.is(cbor::Type::kBytes)) {
+      return problem(error(ErrorCode::kMalformed, "batch body: every item must be a bstr holding a statement"));
+    }
+    statements.emplace_back(item.as_bytes());
+  }
+  auto results = node_.submit_batch(statements);
+  json out = json::array();
+  for (auto& res : results) {
+    if (res.ok()) {
+      out.push_back(registered_json(*res));
+    } else {
+      out.push_back({{"status", "refused"}, {"problem", json::parse(problem(res.status()).body)}});
+    }
+  }
+  return json_response({{"results", out}});
+}
+
+Response Router::get_entry(const Request& r, const std::string& id_hex) {
+  auto id = hash_from_hex(id_hex);
+  if (!id.ok()) return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
+  auto e = node_.ledger().entry(*id);
+  if (!e.ok()) return problem(e.status());
+  if (accepts(r, kContentTypeCose)) return bytes_response(e->statement, kContentTypeCose);
+  return json_response(entry_json(*e, true));
+}
+
+Response Router::get_receipt(const std::string& id_hex) {
+  auto id = hash_from_hex(id_hex);
+  if (!id.ok()) return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
+  auto receipt = node_.ledger().receipt(*id);
+  if (!receipt.ok()) return problem(receipt.status());
+  return bytes_response(std::move(receipt).value(), kContentTypeCose);
+}
+
+Response Router::get_entries(const Request& r) {
+  ledger::Query q;
+  if (auto* v = query_param(r, "issuer")) q.issuer = *v;
+  if (auto* v = query_param(r, "subject")) q.subject = *v;
+  if (auto* v = query_param(r, "type")) q.content_type = *v;
+  if (auto* v = query_param(r, "from")) {
+    auto t = parse_time_ms(*v, "from");
+    if (!t.ok()) return problem(t.status());
+    q.from_ms = *t;
+  }
+  if (auto* v = query_param(r, "to")) {
+    auto t = parse_time_ms(*v, "to");
+    if (!t.ok()) return problem(t.status());
+    q.to_ms = *t;
+  }
+  if (auto* v = query_param(r, "cursor")) {
+    auto c = parse_uint(*v, "cursor");
+    if (!c.ok()) return problem(c.status());
+    q.cursor = *c;
+  }
+  q.limit = limits::kQueryPageEntriesDefault;
+  if (auto* v = query_param(r, "limit")) {
+    auto l = parse_uint(*v, "limit");
+    if (!l.ok()) return problem(l.status());
+    if (*l == 0 || *l > limits::kQueryPageEntriesMax) {
+      return problem(error(ErrorCode::kInvalidArgument,
+                           "'limit' must be between 1 and " + std::to_string(limits::kQueryPageEntriesMax)));
+    }
+    q.limit = *l;
+  }
+  auto page = node_.ledger().query(q);
+  if (!page.ok()) return problem(page.status());
+  json entries = json::array();
+  for (const auto& e : page->entries) entries.push_back(entry_json(e, false));
+  json out = {{"entries", entries}};
+  out["next_cursor"] = page->next_cursor ? json(std::to_string(*page->next_cursor)) : json(nullptr);
+  return json_response(out);
+}
+
+Response Router::get_checkpoint(const Request& r) {
+  auto cp = node_.ledger().checkpoint();
+  if (!cp.ok()) return problem(cp.status());
+  if (accepts(r, kContentTypeCose)) return bytes_response(std::move(cp).value(), kContentTypeCose);
+  auto b = node_.ledger().block(node_.ledger().head().height);
+  if (!b.ok()) return problem(b.status());
+  json j = block_json(*b);
+  j["checkpoint_base64"] = base64_encode(*cp);
+  return json_response(j);
+}
+
+Response Router::get_consistency(const Request& r) {
+  const std::string* from = query_param(r, "from");
+  const std::string* to = query_param(r, "to");
+  if (!from || !to) return problem(error(ErrorCode::kInvalidArgument, "need query parameters 'from' and 'to'"));
+  auto a = parse_uint(*from, "from");
+  auto b = parse_uint(*to, "to");
+  if (!a.ok()) return problem(a.status());
+  if (!b.ok()) return problem(b.status());
+  auto proof = node_.ledger().consistency(*a, *b);
+  if (!proof.ok()) return problem(proof.status());
+  if (accepts(r, kContentTypeCbor)) return bytes_response(cose::encode_consistency_proof(*proof), kContentTypeCbor);
+  json path = json::array();
+  for (const auto& h : proof->path) path.push_back(to_hex(h));
+  return json_response({{"from", proof->size1}, {"to", proof->size2}, {"proof", path}});
+}
+
+Response Router::get_block(const std::string& height_text) {
+  auto height = parse_uint(height_text, "height");
+  if (!height.ok()) return problem(height.status());
+  auto b = node_.ledger().block(*height);
+  if (!b.ok()) return problem(b.status());
+  return json_response(block_json(*b));
+}
+
+Response Router::get_key(const std::string& kid_hex) {
+  auto kid = hash_from_hex(kid_hex);
+  if (!kid.ok()) return problem(error(ErrorCode::kInvalidArgument, "kid must be 64 hex characters"));
+  auto k = node_.ledger().key(*kid);
+  if (!k.ok()) return problem(k.status());
+  json j = {{"kid", kid_hex},
+            {"name", k->name},
+            {"alg", crypto::algorithm_name(k->key.algorithm())},
+            {"roles", ledger::role_names(k->roles)},
+            {"status", k->revoked() ? "revoked" : "active"},
+            {"last_sequence", k->last_sequence},
+            {"public_key_pem", k->key.to_pem()}};
+  j["registered_index"] = k->registered_index == ledger::kNoIndex ? json(nullptr) : json(k->registered_index);
+  if (k->revoked()) j["revoked_index"] = k->revoked_index;
+  return json_response(j);
+}
+
+Response Router::get_node() {
+  const auto& l = node_.ledger();
+  ledger::Head h = l.head();
+  return json_response({{"name", l.node_name()},
+                        {"consortium", l.genesis().consortium},
+                        {"kid", to_hex(l.node_public_key().kid())},
+                        {"alg", crypto::algorithm_name(l.node_public_key().algorithm())},
+                        {"public_key_pem", l.node_public_key().to_pem()},
+                        {"genesis_hash", to_hex(l.genesis().hash)},
+                        {"height", h.height},
+                        {"log_size", h.log_size},
+                        {"root", to_hex(h.root)}});
+}
+
+Response Router::get_genesis() {
+  const Bytes& g = node_.ledger().genesis().json_bytes;
+  Response r;
+  r.body.assign(g.begin(), g.end());
+  return r;
+}
+
+Response Router::get_health() {
+  ledger::Head h = node_.ledger().head();
+  json j = {{"status", node_.healthy() ? "ok" : "failed"}, {"height", h.height}, {"log_size", h.log_size}};
+  return json_response(j, node_.healthy() ? 200 : 503);
+}
+
+Response Router::get_metrics() {
+  std::string out;
+  node_.metrics().render(out);
+  ledger::Head h = node_.ledger().head();
+  node::render_gauge(out, "custos_log_size", "Entries in the log.", static_cast<double>(h.log_size));
+  node::render_gauge(out, "custos_block_height", "Height of the newest block.", static_cast<double>(h.height));
+  node::render_gauge(out, "custos_pending_statements", "Admitted statements waiting for a block.",
+                     static_cast<double>(node_.pending()));
+  node::render_gauge(out, "custos_keys", "Registered keys.", static_cast<double>(node_.ledger().key_count()));
+  node::render_gauge(out, "custos_storage_bytes", "Bytes of RocksDB files and memtables.",
+                     static_cast<double>(node_.ledger().disk_bytes()));
+  Response r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = std::move(out);
+  return r;
+}
+
+}  // namespace custos::api

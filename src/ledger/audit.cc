@@ -1,0 +1,133 @@
+#include "ledger/audit.h"
+
+#include <chrono>
+
+#include "crypto/hash.h"
+#include "ledger/block.h"
+#include "ledger/genesis.h"
+#include "ledger/key_registry.h"
+#include "ledger/records.h"
+
+namespace custos::ledger {
+
+using storage::Column;
+
+namespace {
+
+class Auditor {
+ public:
+  Auditor(storage::Store& store, AuditReport* report) : store_(store), report_(report) {}
+
+  Status run(const std::function<void(const AuditReport&)>& progress) {
+    CUSTOS_ASSIGN_OR_RETURN(Bytes genesis_bytes, store_.get(Column::kMeta, as_view(records::kMetaGenesis)));
+    CUSTOS_ASSIGN_OR_RETURN(genesis_, parse_genesis(genesis_bytes));
+    for (const auto& admin : genesis_.admins) keys_.add_genesis_admin(admin);
+    CUSTOS_ASSIGN_OR_RETURN(Bytes head, store_.get(Column::kMeta, as_view(records::kMetaHead)));
+    if (head.size() != 8) return error(ErrorCode::kCorruption, "head record has the wrong size");
+    const uint64_t head_height = read_be64(head.data());
+
+    for (uint64_t h = 0; h <= head_height; ++h) {
+      CUSTOS_RETURN_IF_ERROR(check_block(h));
+      if (progress && h % 1000 == 0) progress(*report_);
+    }
+    CUSTOS_RETURN_IF_ERROR(check_no_entries_after(frontier_.size()));
+    report_->keys = keys_.size();
+    report_->root_hex = to_hex(frontier_.root());
+    return Status();
+  }
+
+ private:
+  Status fail(uint64_t height, const std::string& what) {
+    return error(ErrorCode::kCorruption, "block " + std::to_string(height) + ": " + what);
+  }
+
+  Status check_block(uint64_t height) {
+    auto bytes = store_.get(Column::kBlocks, records::be64_key(height));
+    if (!bytes.ok()) return fail(height, "missing (" + bytes.status().message() + ")");
+    CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, BlockRecord::decode(*bytes));
+    const BlockHeader& hd = b.header;
+    if (hd.height != height) return fail(height, "header says height " + std::to_string(hd.height));
+    if (hd.prev_hash != prev_hash_) return fail(height, "previous-header hash breaks the chain");
+    if (hd.time_ms < prev_time_ms_) return fail(height, "block time goes back");
+    if (height == 0 && (!hd.genesis_hash || *hd.genesis_hash != genesis_.hash || hd.log_size != 0)) {
+      return fail(height, "block 0 does not commit to this genesis file");
+    }
+    const NamedKey* proposer = genesis_.find_node(hd.proposer);
+    if (!proposer) return fail(height, "proposer " + to_hex(hd.proposer) + " is not a genesis node");
+    Status sigs = verify_block_signatures(b, proposer->key);
+    if (!sigs.ok()) return sigs;
+    report_->signatures_verified += 2;
+    if (hd.log_size != frontier_.size() + hd.entry_count) return fail(height, "log size does not add up");
+    for (uint64_t i = frontier_.size(); i < hd.log_size; ++i) CUSTOS_RETURN_IF_ERROR(check_entry(height, i));
+    if (frontier_.root() != hd.root) return fail(height, "Merkle root does not match the entries");
+    prev_hash_ = b.header_hash();
+    prev_time_ms_ = hd.time_ms;
+    ++report_->blocks;
+    return Status();
+  }
+
+  Status check_entry(uint64_t height, uint64_t index) {
+    const std::string where = "entry " + std::to_string(index);
+    auto bytes = store_.get(Column::kEntries, records::be64_key(index));
+    if (!bytes.ok()) return fail(height, where + " missing");
+    auto st = cose::parse_statement(*bytes);
+    if (!st.ok()) return fail(height, where + ": " + st.status().message());
+    const KeyState* signer = keys_.find(st->header.kid);
+    if (!signer) return fail(height, where + ": signed by an unregistered key");
+    if (!cose::verify_statement(*st, signer->key).ok()) return fail(height, where + ": signature does not verify");
+    ++report_->signatures_verified;
+    if (!check_content(*st, signer->roles).ok()) return fail(height, where + ": refused by the content policy");
+    auto outcome = keys_.apply(*st, index);
+    if (!outcome.ok()) return fail(height, where + ": registration policy: " + outcome.status().message());
+    keys_.take_changed();
+    if (outcome->gap()) ++report_->sequence_gaps;
+
+    const Hash256 id = crypto::sha256(*bytes);
+    auto loc = store_.get(Column::kEntryIds, id);
+    auto decoded = loc.ok() ? records::EntryLocation::decode(*loc) : Result<records::EntryLocation>(loc.status());
+    if (!decoded.ok() || decoded->index != index || decoded->height != height) {
+      return fail(height, where + ": id map does not point back to it");
+    }
+    const merkle::Hash leaf = merkle::leaf_hash(*bytes);
+    auto stored_leaf = records::StoreNodeReader(store_).perfect_subtree(0, index);
+    if (!stored_leaf.ok() || *stored_leaf != leaf) return fail(height, where + ": stored leaf hash differs");
+    frontier_.append(leaf, [](const merkle::Frontier::NewNode&) {});
+    ++report_->entries;
+    return Status();
+  }
+
+  Status check_no_entries_after(uint64_t size) {
+    bool extra = false;
+    CUSTOS_RETURN_IF_ERROR(store_.scan(Column::kEntries, records::be64_key(size), {}, [&](ByteView, ByteView) {
+      extra = true;
+      return false;
+    }));
+    if (extra) return error(ErrorCode::kCorruption, "entries stored beyond the newest block");
+    return Status();
+  }
+
+  storage::Store& store_;
+  AuditReport* report_;
+  Genesis genesis_;
+  KeyRegistry keys_;
+  merkle::Frontier frontier_;
+  Hash256 prev_hash_{};
+  uint64_t prev_time_ms_ = 0;
+};
+
+}  // namespace
+
+Status audit(const std::string& data_dir, AuditReport* report,
+             const std::function<void(const AuditReport&)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  storage::Options options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  CUSTOS_ASSIGN_OR_RETURN(auto store, storage::Store::open(data_dir + "/db", options));
+  *report = AuditReport{};
+  Status s = Auditor(*store, report).run(progress);
+  report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return s;
+}
+
+}  // namespace custos::ledger

@@ -1,0 +1,31 @@
+// Full audit of a data directory, independent of the running node's state:
+// replays the whole log from the genesis file and re-checks everything a
+// node promised — every statement signature and registration decision (keys,
+// revocations, sequence numbers), the entry id map, every stored log leaf,
+// every block's Merkle root, the block hash chain, and both node signatures
+// on every block. Opens RocksDB read-only, so it may run beside a live node.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace custos::ledger {
+
+struct AuditReport {
+  uint64_t blocks = 0;
+  uint64_t entries = 0;
+  uint64_t keys = 0;
+  uint64_t signatures_verified = 0;
+  uint64_t sequence_gaps = 0;
+  std::string root_hex;
+  double seconds = 0;
+};
+
+// Ok when everything checks; otherwise kCorruption / kBadSignature with the
+// first problem found and where (block height, log index).
+Status audit(const std::string& data_dir, AuditReport* report,
+             const std::function<void(const AuditReport&)>& progress = nullptr);
+
+}  // namespace custos::ledger

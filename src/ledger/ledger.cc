@@ -1,0 +1,391 @@
+#include "ledger/ledger.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "crypto/hash.h"
+#include "ledger/records.h"
+
+namespace custos::ledger {
+
+using storage::Column;
+
+namespace {
+Head head_of(const BlockRecord& b) {
+  return Head{b.header.height, b.header.log_size, b.header.root, b.header_hash(), b.header.time_ms};
+}
+
+Bytes gap_record(const SequenceOutcome& gap) {
+  cbor::Array a{cbor::Value::uint(gap.expected), cbor::Value::uint(gap.got)};
+  return cbor::encode(cbor::Value::array(std::move(a)));
+}
+}  // namespace
+
+Ledger::Ledger(LedgerConfig config) : config_(std::move(config)) {}
+Ledger::~Ledger() = default;
+
+Result<std::unique_ptr<Ledger>> Ledger::open(LedgerConfig config) {
+  if (!config.genesis.find_node(config.node_key.public_key().kid())) {
+    return error(ErrorCode::kInvalidArgument, "the node key is not one of the genesis node keys");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) return error(ErrorCode::kIo, "cannot create " + config.data_dir + ": " + ec.message());
+  std::unique_ptr<Ledger> ledger(new Ledger(std::move(config)));
+  CUSTOS_ASSIGN_OR_RETURN(ledger->store_,
+                          storage::Store::open(ledger->config_.data_dir + "/db", ledger->config_.storage));
+  auto stored_genesis = ledger->store_->get(Column::kMeta, as_view(records::kMetaGenesis));
+  if (!stored_genesis.ok() && stored_genesis.status().code() != ErrorCode::kNotFound) {
+    return stored_genesis.status();
+  }
+  if (!stored_genesis.ok()) {
+    CUSTOS_RETURN_IF_ERROR(ledger->initialize());
+  } else if (crypto::sha256(*stored_genesis) != ledger->config_.genesis.hash) {
+    return error(ErrorCode::kConflict, "data directory " + ledger->config_.data_dir +
+                                           " belongs to another genesis configuration");
+  }
+  CUSTOS_RETURN_IF_ERROR(ledger->load());
+  return ledger;
+}
+
+// Writes the genesis file, the genesis admin keys and block 0 in one batch.
+Status Ledger::initialize() {
+  const Genesis& g = config_.genesis;
+  for (const auto& admin : g.admins) working_keys_.add_genesis_admin(admin);
+  BlockHeader header;
+  header.height = 0;
+  header.log_size = 0;
+  header.root = merkle::empty_root();
+  header.time_ms = g.created_ms;
+  header.proposer = config_.node_key.public_key().kid();
+  header.genesis_hash = g.hash;
+  BlockRecord block = seal_block(header, config_.node_key, config_.node_name);
+
+  storage::WriteBatch wb;
+  wb.put(Column::kMeta, as_view(records::kMetaGenesis), g.json_bytes);
+  for (const auto& kid : working_keys_.take_changed()) {
+    wb.put(Column::kKeys, records::key_record_key(kid), working_keys_.find(kid)->encode());
+  }
+  wb.put(Column::kBlocks, records::be64_key(0), block.encode());
+  wb.put(Column::kMeta, as_view(records::kMetaHead), records::be64_key(0));
+  return store_->write(wb, /*sync=*/true);
+}
+
+Status Ledger::load() {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes head_bytes, store_->get(Column::kMeta, as_view(records::kMetaHead)));
+  if (head_bytes.size() != 8) return error(ErrorCode::kCorruption, "head record has the wrong size");
+  CUSTOS_ASSIGN_OR_RETURN(BlockRecord newest, block(read_be64(head_bytes.data())));
+  records::StoreNodeReader reader(*store_);
+  CUSTOS_ASSIGN_OR_RETURN(frontier_, merkle::Frontier::load(reader, newest.header.log_size));
+  if (frontier_.root() != newest.header.root) {
+    return error(ErrorCode::kCorruption, "stored log nodes do not reproduce the root of block " +
+                                             std::to_string(newest.header.height));
+  }
+  KeyRegistry keys;
+  Bytes prefix{'k'};
+  Bytes end{'l'};
+  Status scan_status;
+  CUSTOS_RETURN_IF_ERROR(store_->scan(Column::kKeys, prefix, end, [&](ByteView key, ByteView value) {
+    auto state = KeyState::decode(value);
+    if (!state.ok() || key.size() != 33) {
+      scan_status = error(ErrorCode::kCorruption, "unreadable key record");
+      return false;
+    }
+    Hash256 kid;
+    std::copy(key.begin() + 1, key.end(), kid.begin());
+    keys.put(kid, std::move(state).value());
+    return true;
+  }));
+  CUSTOS_RETURN_IF_ERROR(scan_status);
+  working_keys_ = std::move(keys);
+  std::unique_lock lock(published_mu_);
+  published_keys_ = working_keys_.all();
+  head_ = head_of(newest);
+  return Status();
+}
+
+Result<Admitted> Ledger::admit(ByteView bytes) const {
+  if (bytes.size() > limits::kStatementBytesMax) {
+    return error(ErrorCode::kTooLarge, "statement of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+                                           std::to_string(limits::kStatementBytesMax));
+  }
+  CUSTOS_ASSIGN_OR_RETURN(cose::Statement statement, cose::parse_statement(bytes));
+  std::optional<crypto::PublicKey> key;
+  uint32_t roles = 0;
+  {
+    std::shared_lock lock(published_mu_);
+    auto it = published_keys_.find(statement.header.kid);
+    if (it == published_keys_.end()) {
+      return error(ErrorCode::kUnknownKey, "kid " + to_hex(statement.header.kid) + " is not registered");
+    }
+    if (it->second.revoked()) {
+      return error(ErrorCode::kRevokedKey, "kid " + to_hex(statement.header.kid) + " was revoked at log index " +
+                                               std::to_string(it->second.revoked_index));
+    }
+    key = it->second.key;
+    roles = it->second.roles;
+  }
+  CUSTOS_RETURN_IF_ERROR(check_content(statement, roles));
+  CUSTOS_RETURN_IF_ERROR(cose::verify_statement(statement, *key));
+  Admitted out{std::move(statement), {}};
+  out.id = crypto::sha256(out.statement.bytes);
+  return out;
+}
+
+Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitted> batch, uint64_t now_ms) {
+  if (failed_) return error(ErrorCode::kUnavailable, "the ledger stopped after a storage failure");
+  const Head before = head();
+  const uint64_t height = before.height + 1;
+  merkle::Frontier frontier_before = frontier_;
+  storage::WriteBatch wb;
+  std::vector<Result<Registered>> results;
+  results.reserve(batch.size());
+  uint64_t index = frontier_.size();
+  const auto store_node = [&](const merkle::Frontier::NewNode& n) {
+    wb.put(Column::kNodes, records::node_key(n.level, n.index), n.hash);
+  };
+
+  for (Admitted& a : batch) {
+    auto outcome = working_keys_.apply(a.statement, index);
+    if (!outcome.ok()) {
+      results.emplace_back(outcome.status());
+      continue;
+    }
+    const cose::StatementHeader& h = a.statement.header;
+    Bytes index_key = records::be64_key(index);
+    wb.put(Column::kEntries, index_key, a.statement.bytes);
+    wb.put(Column::kEntryIds, a.id, records::EntryLocation{index, height}.encode());
+    wb.put(Column::kIndex, records::index_key(records::kIndexIssuer, h.issuer, index), {});
+    wb.put(Column::kIndex, records::index_key(records::kIndexSubject, h.subject, index), {});
+    wb.put(Column::kIndex, records::index_key(records::kIndexType, h.content_type, index), {});
+    Registered reg{a.id, index, height, std::nullopt};
+    if (outcome->gap()) {
+      Bytes gap_key{records::kIndexGap};
+      append_be64(gap_key, index);
+      wb.put(Column::kIndex, gap_key, gap_record(*outcome));
+      reg.gap = *outcome;
+    }
+    frontier_.append(merkle::leaf_hash(a.statement.bytes), store_node);
+    results.emplace_back(reg);
+    ++index;
+  }
+  std::set<Hash256> changed = working_keys_.take_changed();
+  if (index == before.log_size) return results;  // everything refused: no block
+
+  BlockHeader header;
+  header.height = height;
+  header.prev_hash = before.header_hash;
+  header.log_size = index;
+  header.root = frontier_.root();
+  header.time_ms = std::max(now_ms, before.time_ms);  // block times never go back
+  header.proposer = config_.node_key.public_key().kid();
+  header.entry_count = index - before.log_size;
+  BlockRecord record = seal_block(header, config_.node_key, config_.node_name);
+  for (const auto& kid : changed) {
+    wb.put(Column::kKeys, records::key_record_key(kid), working_keys_.find(kid)->encode());
+  }
+  wb.put(Column::kBlocks, records::be64_key(height), record.encode());
+  wb.put(Column::kMeta, as_view(records::kMetaHead), records::be64_key(height));
+
+  Status written = store_->write(wb, /*sync=*/true);
+  if (!written.ok()) {
+    // The in-memory state is now ahead of the disk; refuse to go on rather
+    // than acknowledge anything that may not be there after a restart.
+    failed_ = true;
+    frontier_ = frontier_before;
+    return written;
+  }
+  std::unique_lock lock(published_mu_);
+  for (const auto& kid : changed) published_keys_[kid] = *working_keys_.find(kid);
+  head_ = head_of(record);
+  return results;
+}
+
+Head Ledger::head() const {
+  std::shared_lock lock(published_mu_);
+  return head_;
+}
+
+size_t Ledger::key_count() const {
+  std::shared_lock lock(published_mu_);
+  return published_keys_.size();
+}
+
+Result<KeyState> Ledger::key(const Hash256& kid) const {
+  std::shared_lock lock(published_mu_);
+  auto it = published_keys_.find(kid);
+  if (it == published_keys_.end()) return error(ErrorCode::kNotFound, "kid " + to_hex(kid) + " is not registered");
+  return it->second;
+}
+
+Result<BlockRecord> Ledger::block(uint64_t height) const {
+  auto bytes = store_->get(Column::kBlocks, records::be64_key(height));
+  if (!bytes.ok()) {
+    if (bytes.status().code() == ErrorCode::kNotFound) {
+      return error(ErrorCode::kNotFound, "no block at height " + std::to_string(height));
+    }
+    return bytes.status();
+  }
+  return BlockRecord::decode(*bytes);
+}
+
+Result<EntryInfo> Ledger::entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, store_->get(Column::kEntries, records::be64_key(index)));
+  if (crypto::sha256(bytes) != id) {
+    return error(ErrorCode::kCorruption, "entry " + std::to_string(index) + " does not match its id");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(cose::Statement st, cose::parse_statement(bytes));
+  CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
+  EntryInfo info;
+  info.id = id;
+  info.index = index;
+  info.height = height;
+  info.registered_ms = b.header.time_ms;
+  info.header = st.header;
+  info.statement = std::move(bytes);
+  Bytes gap_key{records::kIndexGap};
+  append_be64(gap_key, index);
+  if (auto gap = store_->get(Column::kIndex, gap_key); gap.ok()) {
+    auto v = cbor::decode(*gap);
+    if (v.ok() && v->is(cbor::Type::kArray) && v->as_array().size() == 2) {
+      info.gap = SequenceOutcome{v->as_array()[0].as_uint(), v->as_array()[1].as_uint()};
+    }
+  }
+  return info;
+}
+
+Result<EntryInfo> Ledger::entry(const Hash256& id) const {
+  auto loc_bytes = store_->get(Column::kEntryIds, id);
+  if (!loc_bytes.ok()) {
+    if (loc_bytes.status().code() == ErrorCode::kNotFound) {
+      return error(ErrorCode::kNotFound, "no entry with id " + to_hex(id));
+    }
+    return loc_bytes.status();
+  }
+  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, records::EntryLocation::decode(*loc_bytes));
+  return entry_by_location(id, loc.index, loc.height);
+}
+
+Result<EntryInfo> Ledger::entry_at(uint64_t index) const {
+  if (index >= head().log_size) return error(ErrorCode::kNotFound, "no entry at index " + std::to_string(index));
+  CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, store_->get(Column::kEntries, records::be64_key(index)));
+  return entry(crypto::sha256(bytes));
+}
+
+Result<Bytes> Ledger::receipt(const Hash256& id) const {
+  auto loc_bytes = store_->get(Column::kEntryIds, id);
+  if (!loc_bytes.ok()) {
+    if (loc_bytes.status().code() == ErrorCode::kNotFound) {
+      return error(ErrorCode::kNotFound, "no entry with id " + to_hex(id));
+    }
+    return loc_bytes.status();
+  }
+  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, records::EntryLocation::decode(*loc_bytes));
+  CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(loc.height));
+  records::StoreNodeReader reader(*store_);
+  cose::InclusionProof proof{b.header.log_size, loc.index, {}};
+  CUSTOS_ASSIGN_OR_RETURN(proof.path, merkle::inclusion_proof(reader, loc.index, b.header.log_size));
+  return cose::encode_receipt(b.receipt_protected, proof, b.root_signature);
+}
+
+Result<Bytes> Ledger::checkpoint() const {
+  CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(head().height));
+  return checkpoint_bytes(b, config_.node_key.algorithm());
+}
+
+Result<cose::ConsistencyProof> Ledger::consistency(uint64_t size1, uint64_t size2) const {
+  const uint64_t size = head().log_size;
+  if (size1 == 0 || size1 > size2 || size2 > size) {
+    return error(ErrorCode::kInvalidArgument, "need 0 < from <= to <= " + std::to_string(size));
+  }
+  records::StoreNodeReader reader(*store_);
+  cose::ConsistencyProof proof{size1, size2, {}};
+  CUSTOS_ASSIGN_OR_RETURN(proof.path, merkle::consistency_proof(reader, size1, size2));
+  return proof;
+}
+
+// Block times never decrease, so a time range is a range of log indexes,
+// found by binary search over block heights.
+Result<std::pair<uint64_t, uint64_t>> Ledger::index_range_for_time(const Query& q, const Head& head) const {
+  // first_block(t): the lowest height whose time_ms >= t (head.height + 1 if none).
+  auto first_block = [&](uint64_t t) -> Result<uint64_t> {
+    uint64_t lo = 1, hi = head.height + 1;
+    while (lo < hi) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(mid));
+      if (b.header.time_ms >= t) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  // Entries before the block at `height` = log size after the block before it.
+  auto size_before = [&](uint64_t height) -> Result<uint64_t> {
+    if (height > head.height) return head.log_size;
+    CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
+    return b.header.log_size - b.header.entry_count;
+  };
+  uint64_t begin = 0, end = head.log_size;
+  if (q.from_ms) {
+    CUSTOS_ASSIGN_OR_RETURN(uint64_t h, first_block(*q.from_ms));
+    CUSTOS_ASSIGN_OR_RETURN(begin, size_before(h));
+  }
+  if (q.to_ms) {
+    CUSTOS_ASSIGN_OR_RETURN(uint64_t h, first_block(*q.to_ms));
+    CUSTOS_ASSIGN_OR_RETURN(end, size_before(h));
+  }
+  return std::make_pair(begin, end);
+}
+
+Result<QueryPage> Ledger::query(const Query& q) const {
+  const Head h = head();
+  CUSTOS_ASSIGN_OR_RETURN(auto range, index_range_for_time(q, h));
+  const uint64_t begin = std::max(range.first, q.cursor);
+  const uint64_t end = range.second;
+  const size_t limit = std::clamp<size_t>(q.limit, 1, limits::kQueryPageEntriesMax);
+  QueryPage page;
+  if (begin >= end) return page;
+
+  auto matches = [&](const EntryInfo& e) {
+    return (!q.issuer || e.header.issuer == *q.issuer) && (!q.subject || e.header.subject == *q.subject) &&
+           (!q.content_type || e.header.content_type == *q.content_type);
+  };
+  Status failure;
+  size_t scanned = 0;
+  auto visit_index = [&](uint64_t index) -> bool {
+    if (page.entries.size() == limit || scanned == kQueryScanMax) {
+      page.next_cursor = index;
+      return false;
+    }
+    ++scanned;
+    auto e = entry_at(index);
+    if (!e.ok()) {
+      failure = e.status();
+      return false;
+    }
+    if (matches(*e)) page.entries.push_back(std::move(e).value());
+    return true;
+  };
+
+  // Use the most selective index the query names; filter the rest per entry.
+  std::optional<Bytes> prefix;
+  if (q.issuer) prefix = records::index_prefix(records::kIndexIssuer, *q.issuer);
+  else if (q.subject) prefix = records::index_prefix(records::kIndexSubject, *q.subject);
+  else if (q.content_type) prefix = records::index_prefix(records::kIndexType, *q.content_type);
+
+  if (prefix) {
+    Bytes start = *prefix, stop = *prefix;
+    append_be64(start, begin);
+    append_be64(stop, end);
+    CUSTOS_RETURN_IF_ERROR(store_->scan(Column::kIndex, start, stop, [&](ByteView key, ByteView) {
+      return visit_index(read_be64(key.data() + key.size() - 8));
+    }));
+  } else {
+    for (uint64_t i = begin; i < end; ++i) {
+      if (!visit_index(i)) break;
+    }
+  }
+  CUSTOS_RETURN_IF_ERROR(failure);
+  return page;
+}
+
+}  // namespace custos::ledger

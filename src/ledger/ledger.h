@@ -1,0 +1,140 @@
+// The ledger of one node: admits signed statements, appends them in blocks
+// to the RFC 9162 log, keeps everything in RocksDB, and answers reads
+// (entries, receipts, checkpoints, proofs, paged queries).
+//
+// Threading: admit() and every read are safe from any thread. append_block()
+// must be called by one thread at a time (the sequencer today, consensus
+// commit later). Readers see a block only after it is durably written.
+// Memory: O(number of keys + log2(log size)); nothing grows with the log.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "cose/receipt.h"
+#include "cose/statement.h"
+#include "ledger/block.h"
+#include "ledger/genesis.h"
+#include "ledger/key_registry.h"
+#include "merkle/merkle.h"
+#include "storage/store.h"
+
+namespace custos::ledger {
+
+struct LedgerConfig {
+  std::string data_dir;  // RocksDB lives in data_dir/db
+  std::string node_name;
+  crypto::PrivateKey node_key;
+  Genesis genesis;
+  storage::Options storage;
+};
+
+// A statement that passed the stateless half of the policy.
+struct Admitted {
+  cose::Statement statement;
+  Hash256 id{};  // SHA-256 of the statement bytes
+};
+
+struct Registered {
+  Hash256 id{};
+  uint64_t index = 0;
+  uint64_t height = 0;
+  std::optional<SequenceOutcome> gap;  // set when sequence numbers were skipped
+};
+
+struct EntryInfo {
+  Hash256 id{};
+  uint64_t index = 0;
+  uint64_t height = 0;
+  uint64_t registered_ms = 0;  // time of its block
+  Bytes statement;
+  cose::StatementHeader header;
+  std::optional<SequenceOutcome> gap;
+};
+
+struct Head {
+  uint64_t height = 0;
+  uint64_t log_size = 0;
+  Hash256 root{};
+  Hash256 header_hash{};
+  uint64_t time_ms = 0;
+};
+
+struct Query {
+  std::optional<std::string> issuer;
+  std::optional<std::string> subject;
+  std::optional<std::string> content_type;
+  std::optional<uint64_t> from_ms;  // registration time, inclusive
+  std::optional<uint64_t> to_ms;    // registration time, exclusive
+  uint64_t cursor = 0;              // first log index to consider
+  size_t limit = 100;
+};
+
+struct QueryPage {
+  std::vector<EntryInfo> entries;
+  std::optional<uint64_t> next_cursor;  // absent on the last page
+};
+
+inline constexpr size_t kQueryScanMax = 10000;  // index rows examined per page
+
+class Ledger {
+ public:
+  // Opens the data directory, creating block 0 from the genesis on first use.
+  // Refuses a data directory made for another genesis, and one whose stored
+  // log nodes do not reproduce the newest block's root.
+  static Result<std::unique_ptr<Ledger>> open(LedgerConfig config);
+  ~Ledger();
+
+  // Stateless policy: limits, structure, key known and not revoked, content
+  // rules for the signer's roles, signature. Thread-safe.
+  Result<Admitted> admit(ByteView statement_bytes) const;
+
+  // Stateful policy and durable append of one block. The result has one
+  // entry per input, in order: the registration or the refusal. A block is
+  // written (synced) only if at least one statement is accepted. A non-ok
+  // outer result means storage failed: the ledger refuses further appends.
+  Result<std::vector<Result<Registered>>> append_block(std::vector<Admitted> batch, uint64_t now_ms);
+
+  Head head() const;
+  Result<EntryInfo> entry(const Hash256& id) const;
+  Result<EntryInfo> entry_at(uint64_t index) const;
+  Result<Bytes> receipt(const Hash256& id) const;
+  Result<BlockRecord> block(uint64_t height) const;
+  Result<Bytes> checkpoint() const;  // COSE_Sign1 of the newest block
+  Result<cose::ConsistencyProof> consistency(uint64_t size1, uint64_t size2) const;
+  Result<QueryPage> query(const Query& q) const;
+  Result<KeyState> key(const Hash256& kid) const;
+
+  const Genesis& genesis() const { return config_.genesis; }
+  const crypto::PublicKey& node_public_key() const { return config_.node_key.public_key(); }
+  const std::string& node_name() const { return config_.node_name; }
+  size_t key_count() const;
+  uint64_t disk_bytes() const { return store_->disk_bytes(); }
+
+ private:
+  explicit Ledger(LedgerConfig config);
+  Status initialize();
+  Status load();
+  Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
+  Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q, const Head& head) const;
+
+  LedgerConfig config_;
+  std::unique_ptr<storage::Store> store_;
+
+  // Sequencer-only state.
+  KeyRegistry working_keys_;
+  merkle::Frontier frontier_;
+  std::atomic<bool> failed_{false};
+
+  // Published state, read by any thread.
+  mutable std::shared_mutex published_mu_;
+  Head head_;
+  std::map<Hash256, KeyState> published_keys_;
+};
+
+}  // namespace custos::ledger

@@ -1,0 +1,193 @@
+#include "storage/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <vector>
+
+namespace custos::storage {
+
+namespace {
+rocksdb::Slice slice(ByteView b) {
+  return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
+}
+ByteView view(const rocksdb::Slice& s) {
+  return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+Status io_error(const rocksdb::Status& s, const char* what) {
+  if (s.IsCorruption()) return error(ErrorCode::kCorruption, std::string(what) + ": " + s.ToString());
+  return error(ErrorCode::kIo, std::string(what) + ": " + s.ToString());
+}
+}  // namespace
+
+const char* column_name(Column column) {
+  switch (column) {
+    case Column::kMeta: return rocksdb::kDefaultColumnFamilyName.c_str();
+    case Column::kEntries: return "entries";
+    case Column::kEntryIds: return "entry_ids";
+    case Column::kNodes: return "log_nodes";
+    case Column::kBlocks: return "blocks";
+    case Column::kIndex: return "indexes";
+    case Column::kKeys: return "keys";
+  }
+  return "?";
+}
+
+struct WriteBatch::Impl {
+  rocksdb::WriteBatch batch;
+  std::vector<rocksdb::ColumnFamilyHandle*>* handles = nullptr;
+  struct Op {
+    Column column;
+    bool remove;
+    Bytes key, value;
+  };
+  // Operations are buffered until the batch reaches a Store, which knows the
+  // column family handles; this keeps WriteBatch free of a Store reference.
+  std::vector<Op> ops;
+  size_t bytes = 0;
+};
+
+WriteBatch::WriteBatch() : impl_(std::make_unique<Impl>()) {}
+WriteBatch::~WriteBatch() = default;
+WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
+WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
+
+void WriteBatch::put(Column column, ByteView key, ByteView value) {
+  impl_->bytes += key.size() + value.size();
+  impl_->ops.push_back({column, false, Bytes(key.begin(), key.end()), Bytes(value.begin(), value.end())});
+}
+void WriteBatch::remove(Column column, ByteView key) {
+  impl_->bytes += key.size();
+  impl_->ops.push_back({column, true, Bytes(key.begin(), key.end()), {}});
+}
+size_t WriteBatch::count() const { return impl_->ops.size(); }
+size_t WriteBatch::data_bytes() const { return impl_->bytes; }
+
+struct Store::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::shared_ptr<rocksdb::Cache> cache;
+
+  rocksdb::ColumnFamilyHandle* cf(Column c) const { return handles[static_cast<int>(c)]; }
+
+  ~Impl() {
+    for (auto* h : handles) {
+      if (db && h) db->DestroyColumnFamilyHandle(h);
+    }
+    if (db) db->Close();
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = impl->cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;  // counted in the cache bound
+
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.write_buffer_size = options.write_buffer_bytes;
+  cf_options.max_write_buffer_number = 2;
+  cf_options.compression = rocksdb::kLZ4Compression;
+  cf_options.bottommost_compression = rocksdb::kZSTD;
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.paranoid_checks = true;
+  db_options.max_open_files = 256;
+  db_options.keep_log_file_num = 4;
+  db_options.max_total_wal_size = 64ull << 20;
+  db_options.db_write_buffer_size = 4 * options.write_buffer_bytes;  // all columns together
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> columns;
+  for (int i = 0; i < kColumnCount; ++i) {
+    columns.emplace_back(column_name(static_cast<Column>(i)), cf_options);
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = options.read_only
+                          ? rocksdb::DB::OpenForReadOnly(db_options, dir, columns, &impl->handles, &raw)
+                          : rocksdb::DB::Open(db_options, dir, columns, &impl->handles, &raw);
+  if (!s.ok()) return io_error(s, "opening RocksDB");
+  impl->db.reset(raw);
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Result<Bytes> Store::get(Column column, ByteView key) const {
+  rocksdb::PinnableSlice value;
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  rocksdb::Status s = impl_->db->Get(ro, impl_->cf(column), slice(key), &value);
+  if (s.IsNotFound()) return error(ErrorCode::kNotFound, "no such record");
+  if (!s.ok()) return io_error(s, "reading");
+  return Bytes(value.data(), value.data() + value.size());
+}
+
+Status Store::write(WriteBatch& batch, bool sync) {
+  rocksdb::WriteBatch& wb = batch.impl_->batch;
+  for (const auto& op : batch.impl_->ops) {
+    rocksdb::Status s = op.remove ? wb.Delete(impl_->cf(op.column), slice(op.key))
+                                  : wb.Put(impl_->cf(op.column), slice(op.key), slice(op.value));
+    if (!s.ok()) return io_error(s, "building write batch");
+  }
+  batch.impl_->ops.clear();
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  rocksdb::Status s = impl_->db->Write(wo, &wb);
+  if (!s.ok()) return io_error(s, "writing batch");
+  return Status();
+}
+
+Status Store::scan(Column column, ByteView start, ByteView end,
+                   const std::function<bool(ByteView, ByteView)>& visit) const {
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper = slice(end);
+  if (!end.empty()) ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(column)));
+  for (it->Seek(slice(start)); it->Valid(); it->Next()) {
+    if (!visit(view(it->key()), view(it->value()))) break;
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scanning");
+  return Status();
+}
+
+Status Store::scan_reverse(Column column, ByteView start,
+                           const std::function<bool(ByteView, ByteView)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(column)));
+  for (it->SeekForPrev(slice(start)); it->Valid(); it->Prev()) {
+    if (!visit(view(it->key()), view(it->value()))) break;
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scanning");
+  return Status();
+}
+
+uint64_t Store::disk_bytes() const {
+  uint64_t total = 0;
+  for (auto* h : impl_->handles) {
+    uint64_t v = 0;
+    if (impl_->db->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) total += v;
+  }
+  uint64_t wal = 0;
+  if (impl_->db->GetIntProperty(rocksdb::DB::Properties::kCurrentSizeAllMemTables, &wal)) {
+    // memtables mirror the WAL contents that are not yet in SST files
+    total += wal;
+  }
+  return total;
+}
+
+Status Store::flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  rocksdb::Status s = impl_->db->Flush(fo, impl_->handles);
+  if (!s.ok()) return io_error(s, "flushing");
+  return Status();
+}
+
+}  // namespace custos::storage
