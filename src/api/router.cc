@@ -3,10 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "codec/cbor_json.h"
+#include "core/file.h"
 #include "ledger/policy.h"
 
 namespace custos::api {
@@ -435,6 +438,16 @@ Response Router::get_metrics() {
   node::render_gauge(out, "custos_keys", "Registered keys.", static_cast<double>(node_.ledger().key_count()));
   node::render_gauge(out, "custos_storage_bytes", "Bytes of RocksDB files and memtables.",
                      static_cast<double>(node_.ledger().disk_bytes()));
+  // Resident memory from the kernel's view of this process (Linux).
+  if (auto status = read_file("/proc/self/status", 1 << 16); status.ok()) {
+    std::string text(status->begin(), status->end());
+    auto kb = [&](const char* field) -> double {
+      auto pos = text.find(field);
+      return pos == std::string::npos ? 0 : std::atof(text.c_str() + pos + std::strlen(field)) * 1024;
+    };
+    node::render_gauge(out, "process_resident_memory_bytes", "Resident memory.", kb("VmRSS:"));
+    node::render_gauge(out, "custos_peak_resident_memory_bytes", "Peak resident memory.", kb("VmHWM:"));
+  }
   Response r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = std::move(out);

@@ -1,6 +1,22 @@
-// custos command line: placeholder until the subcommands land.
-#include <cstdio>
-int main() {
-  std::puts("custos: under construction");
-  return 0;
+// custos: one binary for running a node and for every client task.
+#include <CLI/CLI.hpp>
+
+#include "cli/common.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"custos: a permissioned, verifiable ledger for the Internet of Medical Things"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "custos 0.1.0");
+  custos::cli::add_node_command(app);
+  custos::cli::add_key_commands(app);
+  custos::cli::add_statement_commands(app);
+  custos::cli::add_audit_command(app);
+  custos::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : custos::cli::kExitUsage;
+  }
+  return custos::cli::exit_status();
 }

@@ -1,0 +1,337 @@
+// `custos bench`: drives a running node over HTTP with many concurrent
+// signed statements and reports registered statements/s beside the
+// signature-verification rate of this machine, measured in the same run.
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cli/common.h"
+#include "cli/signing.h"
+#include "codec/cbor.h"
+#include "cose/receipt.h"
+#include "crypto/hash.h"
+#include "ledger/policy.h"
+
+namespace custos::cli {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct BenchOptions {
+  std::string node = kDefaultNodeUrl;
+  std::string admin_key;
+  std::string alg = "ed25519";
+  size_t count = 50000;
+  size_t concurrency = 32;
+  size_t batch = 32;
+  size_t payload_bytes = 100;
+  size_t receipts = 200;
+  std::string data_dir;
+  bool json = false;
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A payload shaped like a device event: a small CBOR map.
+Bytes event_payload(size_t worker, size_t i, size_t pad_bytes) {
+  cbor::Map m;
+  m.emplace_back(cbor::text("event"), cbor::text("rate-change"));
+  m.emplace_back(cbor::text("device"), cbor::text("pump-" + std::to_string(worker)));
+  m.emplace_back(cbor::text("n"), cbor::Value::uint(i));
+  m.emplace_back(cbor::text("rate_ml_h"), cbor::Value::float64(12.5));
+  m.emplace_back(cbor::text("pad"), cbor::Value::bytes(Bytes(pad_bytes, 0x5a)));
+  return cbor::encode(cbor::Value::map(std::move(m)));
+}
+
+// Verification rate of this machine with all cores, for the ratio.
+double measure_verify_rate(crypto::Algorithm alg, double seconds) {
+  auto key = crypto::PrivateKey::generate(alg).value();
+  cose::StatementHeader h{alg, crypto::cose_algorithm(alg), {}, "application/cbor", "bench", "verify", 1, 1};
+  std::vector<cose::Statement> statements;
+  for (size_t i = 0; i < 256; ++i) {
+    h.sequence = i + 1;
+    statements.push_back(cose::parse_statement(cose::sign_statement(key, h, event_payload(0, i, 100))).value());
+  }
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::atomic<uint64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> pool;
+  const auto start = Clock::now();
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (const auto& s : statements) {
+          if (!cose::verify_statement(s, key.public_key()).ok()) std::abort();
+        }
+        n += statements.size();
+      }
+      done += n;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : pool) t.join();
+  return static_cast<double>(done) / seconds_since(start);
+}
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
+
+uint64_t dir_bytes(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+// Reads one sample of a metric from the node's /metrics text.
+double metric(NodeClient& client, const std::string& name) {
+  auto reply = client.get("/metrics", "text/plain");
+  if (!reply.ok() || !reply->ok()) return -1;
+  size_t pos = 0;
+  while ((pos = reply->body.find(name + " ", pos)) != std::string::npos) {
+    if (pos == 0 || reply->body[pos - 1] == '\n') return std::stod(reply->body.substr(pos + name.size() + 1));
+    pos += name.size();
+  }
+  return -1;
+}
+
+Status register_bench_keys(NodeClient& client, const std::string& admin_path,
+                           const std::vector<crypto::PrivateKey>& keys) {
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey admin, load_private_key(admin_path));
+  CUSTOS_ASSIGN_OR_RETURN(KeyInfo info, fetch_key_info(client, admin.public_key().kid()));
+  cbor::Array items;
+  uint64_t seq = info.last_sequence;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ledger::KeyRegistration reg{keys[i].public_key().spki_der(), ledger::kRoleIssuer,
+                                "bench-" + std::to_string(i)};
+    cose::StatementHeader h;
+    h.content_type = std::string(ledger::kTypeKeyRegister);
+    h.issuer = info.name;
+    h.subject = to_hex(keys[i].public_key().kid());
+    h.issued_at_s = 1;
+    h.sequence = ++seq;
+    items.push_back(cbor::Value::bytes(
+        cose::sign_statement(admin, h, cbor::encode(ledger::key_registration_payload(reg)))));
+  }
+  Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
+                          client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
+  if (!reply.ok()) return reply_error(reply);
+  if (reply.body.find("\"refused\"") != std::string::npos) {
+    return error(ErrorCode::kPolicy, "registering bench keys: " + reply.body.substr(0, 400));
+  }
+  return Status();
+}
+
+Status bench(const BenchOptions& o) {
+  CUSTOS_ASSIGN_OR_RETURN(crypto::Algorithm alg, crypto::algorithm_from_name(o.alg));
+  if (o.concurrency == 0 || o.batch == 0 || o.batch > limits::kBatchStatementsMax || o.count == 0) {
+    return error(ErrorCode::kInvalidArgument, "concurrency, batch (<= 1024) and count must be positive");
+  }
+  NodeClient probe(o.node);
+  std::fprintf(stderr, "measuring %s verification rate on all cores...\n", crypto::algorithm_name(alg));
+  const double verify_rate = measure_verify_rate(alg, 2.0);
+
+  std::vector<crypto::PrivateKey> keys;
+  for (size_t i = 0; i < o.concurrency; ++i) keys.push_back(crypto::PrivateKey::generate(alg).value());
+  CUSTOS_RETURN_IF_ERROR(register_bench_keys(probe, o.admin_key, keys));
+
+  // Everything is signed before the clock starts, so the load generator's own
+  // signing does not compete with the node for the cores while measuring.
+  std::fprintf(stderr, "signing %zu statements...\n", o.count);
+  const size_t per_worker = (o.count + o.concurrency - 1) / o.concurrency;
+  std::vector<std::vector<Bytes>> work(o.concurrency);
+  size_t statement_bytes = 0;
+  {
+    std::vector<std::thread> signers;
+    std::mutex mu;
+    for (size_t w = 0; w < o.concurrency; ++w) {
+      signers.emplace_back([&, w] {
+        cose::StatementHeader h;
+        h.content_type = "application/cbor";
+        h.issuer = "bench-" + std::to_string(w);
+        h.subject = "pump-" + std::to_string(w);
+        h.issued_at_s = 1;
+        size_t bytes = 0;
+        for (size_t i = 0; i < per_worker && w * per_worker + i < o.count; ++i) {
+          h.sequence = i + 1;
+          work[w].push_back(cose::sign_statement(keys[w], h, event_payload(w, i, o.payload_bytes)));
+          bytes += work[w].back().size();
+        }
+        std::lock_guard lock(mu);
+        statement_bytes += bytes;
+      });
+      if (signers.size() == std::thread::hardware_concurrency()) {
+        for (auto& t : signers) t.join();
+        signers.clear();
+      }
+    }
+    for (auto& t : signers) t.join();
+  }
+  const double log_size_before = metric(probe, "custos_log_size");
+  const uint64_t disk_before = o.data_dir.empty() ? 0 : dir_bytes(o.data_dir);
+
+  std::fprintf(stderr, "submitting with %zu clients, %zu statements per request...\n", o.concurrency, o.batch);
+  std::vector<std::vector<double>> latencies(o.concurrency);
+  std::atomic<size_t> refused{0}, failed{0};
+  std::vector<std::string> sample_ids(o.concurrency);
+  const auto start = Clock::now();
+  std::vector<std::thread> clients;
+  for (size_t w = 0; w < o.concurrency; ++w) {
+    clients.emplace_back([&, w] {
+      NodeClient client(o.node);
+      for (size_t i = 0; i < work[w].size(); i += o.batch) {
+        const size_t n = std::min(o.batch, work[w].size() - i);
+        const auto t0 = Clock::now();
+        Result<HttpReply> reply = error(ErrorCode::kInternal, "unset");
+        if (o.batch == 1) {
+          reply = client.post("/v1/entries", std::string(work[w][i].begin(), work[w][i].end()), "application/cose");
+        } else {
+          cbor::Array items;
+          for (size_t k = 0; k < n; ++k) items.push_back(cbor::Value::bytes(ByteView(work[w][i + k])));
+          Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
+          reply = client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor");
+        }
+        const double latency = seconds_since(t0);
+        if (!reply.ok() || !reply->ok()) {
+          failed += n;
+          continue;
+        }
+        if (reply->body.find("\"refused\"") != std::string::npos) ++refused;
+        for (size_t k = 0; k < n; ++k) latencies[w].push_back(latency);
+        sample_ids[w] = to_hex(crypto::sha256(work[w][i]));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  const double elapsed = seconds_since(start);
+
+  std::vector<double> all;
+  for (auto& v : latencies) all.insert(all.end(), v.begin(), v.end());
+  const double registered = static_cast<double>(all.size());
+  const double rate = registered / elapsed;
+  const double p50 = percentile(all, 0.50), p99 = percentile(all, 0.99);
+  const double log_size_after = metric(probe, "custos_log_size");
+  const double peak_rss = metric(probe, "custos_peak_resident_memory_bytes");
+
+  // Receipts: size, time to fetch (generation + HTTP) and time to verify.
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply node_info, probe.get("/v1/node"));
+  auto node_doc = json::parse(node_info.body, nullptr, false);
+  auto node_key = crypto::PublicKey::from_pem(node_doc.value("public_key_pem", ""));
+  double receipt_fetch_s = 0, receipt_verify_s = 0, receipt_bytes = 0;
+  size_t receipts_done = 0;
+  std::mt19937_64 rng(42);
+  for (size_t i = 0; i < o.receipts && node_key.ok(); ++i) {
+    const size_t w = rng() % o.concurrency;
+    if (work[w].empty()) continue;
+    const Bytes& st = work[w][rng() % work[w].size()];
+    const std::string id = to_hex(crypto::sha256(st));
+    auto t0 = Clock::now();
+    auto reply = probe.get("/v1/entries/" + id + "/receipt", "application/cose");
+    receipt_fetch_s += seconds_since(t0);
+    if (!reply.ok() || !reply->ok()) continue;
+    t0 = Clock::now();
+    auto receipt = cose::parse_receipt(as_view(reply->body));
+    Status v = receipt.ok() ? cose::verify_receipt(*receipt, st, *node_key) : receipt.status();
+    receipt_verify_s += seconds_since(t0);
+    if (!v.ok()) return error(ErrorCode::kBadSignature, "a benchmark receipt did not verify: " + v.message());
+    receipt_bytes += static_cast<double>(reply->body.size());
+    ++receipts_done;
+  }
+  if (!o.data_dir.empty()) {
+    // let the memtable reach the WAL/SST accounting consistently
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const uint64_t disk_after = o.data_dir.empty() ? 0 : dir_bytes(o.data_dir);
+
+  json j = {{"algorithm", crypto::algorithm_name(alg)},
+            {"statements", o.count},
+            {"registered", registered},
+            {"failed", failed.load()},
+            {"requests_with_refusals", refused.load()},
+            {"concurrency", o.concurrency},
+            {"batch", o.batch},
+            {"seconds", elapsed},
+            {"registered_per_s", rate},
+            {"verify_per_s_all_cores", verify_rate},
+            {"ratio_to_verify_limit", rate / verify_rate},
+            {"latency_p50_ms", p50 * 1000},
+            {"latency_p99_ms", p99 * 1000},
+            {"statement_bytes_avg", static_cast<double>(statement_bytes) / static_cast<double>(o.count)},
+            {"log_size", log_size_after},
+            {"node_peak_rss_mb", peak_rss / 1e6}};
+  if (!o.data_dir.empty() && log_size_after > log_size_before) {
+    j["disk_bytes"] = disk_after;
+    j["disk_bytes_per_entry_this_run"] =
+        static_cast<double>(disk_after - std::min(disk_after, disk_before)) / (log_size_after - log_size_before);
+    j["disk_bytes_per_entry_total"] = static_cast<double>(disk_after) / log_size_after;
+  }
+  if (receipts_done) {
+    j["receipt_bytes_avg"] = receipt_bytes / static_cast<double>(receipts_done);
+    j["receipt_fetch_ms_avg"] = receipt_fetch_s * 1000 / static_cast<double>(receipts_done);
+    j["receipt_verify_ms_avg"] = receipt_verify_s * 1000 / static_cast<double>(receipts_done);
+  }
+  if (o.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("registered %.0f statements in %.2f s: %.0f/s\n", registered, elapsed, rate);
+    std::printf("verification limit (%s, all cores, same run): %.0f/s  -> ratio %.2f\n",
+                crypto::algorithm_name(alg), verify_rate, rate / verify_rate);
+    std::printf("latency to durable registration: p50 %.1f ms, p99 %.1f ms (per request of %zu)\n", p50 * 1000,
+                p99 * 1000, o.batch);
+    std::printf("node peak RSS %.1f MB at log size %.0f\n", peak_rss / 1e6, log_size_after);
+    if (j.contains("disk_bytes_per_entry_this_run")) {
+      std::printf("disk: %.0f bytes per entry (statement avg %.0f bytes)\n",
+                  j["disk_bytes_per_entry_this_run"].get<double>(), j["statement_bytes_avg"].get<double>());
+    }
+    if (receipts_done) {
+      std::printf("receipts: %.0f bytes, fetch %.2f ms, verify %.3f ms (avg of %zu)\n",
+                  j["receipt_bytes_avg"].get<double>(), j["receipt_fetch_ms_avg"].get<double>(),
+                  j["receipt_verify_ms_avg"].get<double>(), receipts_done);
+    }
+  }
+  if (failed) return error(ErrorCode::kUnavailable, std::to_string(failed.load()) + " statements failed");
+  return Status();
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Load a running node and report throughput against the verify limit");
+  cmd->add_option("--node", o->node, "Node URL")->capture_default_str();
+  cmd->add_option("--admin-key", o->admin_key, "Admin key PEM (registers one bench key per client)")->required();
+  cmd->add_option("--alg", o->alg, "ed25519 or es256")->capture_default_str();
+  cmd->add_option("--count", o->count, "Statements to submit")->capture_default_str();
+  cmd->add_option("--concurrency", o->concurrency, "Concurrent HTTP clients")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Statements per request (1 = POST /v1/entries)")->capture_default_str();
+  cmd->add_option("--payload-bytes", o->payload_bytes, "Padding in each payload")->capture_default_str();
+  cmd->add_option("--receipts", o->receipts, "Receipts to fetch and verify afterwards")->capture_default_str();
+  cmd->add_option("--data-dir", o->data_dir, "The node's data directory, to measure bytes on disk");
+  cmd->add_flag("--json", o->json, "Print JSON");
+  cmd->callback([o] {
+    if (Status s = bench(*o); !s.ok()) exit_status() = fail(s);
+  });
+}
+
+}  // namespace custos::cli

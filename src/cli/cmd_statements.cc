@@ -1,0 +1,337 @@
+// `custos sign | submit | get | receipt | verify | checkpoint | entries`.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "cli/signing.h"
+#include "codec/cbor_json.h"
+#include "core/file.h"
+#include "cose/receipt.h"
+#include "crypto/hash.h"
+#include "ledger/block.h"
+#include "ledger/genesis.h"
+
+namespace custos::cli {
+
+using nlohmann::json;
+
+namespace {
+
+Result<Bytes> read_input(const std::string& path) {
+  if (path != "-") return read_file(path, limits::kStatementBytesMax);
+  std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (text.size() > limits::kStatementBytesMax) return error(ErrorCode::kTooLarge, "standard input too large");
+  return to_bytes(text);
+}
+
+struct SignOptions {
+  std::string key;
+  std::string type;
+  std::string issuer;
+  std::string subject;
+  uint64_t sequence = 0;
+  std::string sequence_file;
+  uint64_t issued_at_s = 0;
+  std::string json_path, cbor_path, raw_path;
+  std::string out;
+};
+
+Status sign(const SignOptions& o) {
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey key, load_private_key(o.key));
+  const int inputs = !o.json_path.empty() + !o.cbor_path.empty() + !o.raw_path.empty();
+  if (inputs != 1) return error(ErrorCode::kInvalidArgument, "give exactly one of --json, --cbor, --payload");
+  Bytes payload;
+  if (!o.json_path.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(Bytes text, read_input(o.json_path));
+    json doc = json::parse(text.begin(), text.end(), nullptr, false);
+    if (doc.is_discarded()) return error(ErrorCode::kInvalidArgument, o.json_path + ": not valid JSON");
+    CUSTOS_ASSIGN_OR_RETURN(cbor::Value v, cbor::from_json(doc));
+    payload = cbor::encode(v);
+  } else if (!o.cbor_path.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(payload, read_input(o.cbor_path));
+    auto v = cbor::decode(payload);
+    if (!v.ok()) return error(ErrorCode::kInvalidArgument, o.cbor_path + ": " + v.status().message());
+  } else {
+    CUSTOS_ASSIGN_OR_RETURN(payload, read_input(o.raw_path));
+  }
+  cose::StatementHeader h;
+  h.content_type = o.type.empty() ? (o.raw_path.empty() ? "application/cbor" : "application/octet-stream") : o.type;
+  h.issuer = o.issuer;
+  h.subject = o.subject;
+  h.issued_at_s = o.issued_at_s ? o.issued_at_s
+                                : static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                            std::chrono::system_clock::now().time_since_epoch())
+                                                            .count());
+  if (o.sequence) {
+    h.sequence = o.sequence;
+  } else {
+    CUSTOS_ASSIGN_OR_RETURN(h.sequence,
+                            take_sequence_from_file(o.sequence_file.empty() ? o.key + ".seq" : o.sequence_file));
+  }
+  Bytes statement = cose::sign_statement(key, h, payload);
+  CUSTOS_RETURN_IF_ERROR(write_file_atomic(o.out, statement));
+  std::fprintf(stderr, "signed %zu-byte statement (sequence %llu) -> %s\n", statement.size(),
+               static_cast<unsigned long long>(h.sequence), o.out.c_str());
+  return Status();
+}
+
+struct SubmitOptions {
+  std::string node = kDefaultNodeUrl;
+  std::vector<std::string> files;
+  bool batch = false;
+  bool json = false;
+};
+
+Status submit(const SubmitOptions& o) {
+  NodeClient client(o.node);
+  if (!o.batch) {
+    for (const auto& f : o.files) {
+      CUSTOS_ASSIGN_OR_RETURN(Bytes statement, read_file(f, limits::kStatementBytesMax));
+      CUSTOS_RETURN_IF_ERROR(submit_and_print(client, statement, o.json, f));
+    }
+    return Status();
+  }
+  cbor::Array items;
+  for (const auto& f : o.files) {
+    CUSTOS_ASSIGN_OR_RETURN(Bytes statement, read_file(f, limits::kStatementBytesMax));
+    items.push_back(cbor::Value::bytes(std::move(statement)));
+  }
+  Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
+                          client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
+  if (!reply.ok()) return reply_error(reply);
+  json doc = json::parse(reply.body, nullptr, false);
+  std::printf("%s\n", doc.dump(2).c_str());
+  for (const auto& r : doc.value("results", json::array())) {
+    if (r.value("status", "") == "refused") return error(ErrorCode::kPolicy, "some statements were refused");
+  }
+  return Status();
+}
+
+Status get(const std::string& node, const std::string& id, const std::string& out) {
+  NodeClient client(node);
+  if (!out.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/entries/" + id, "application/cose"));
+    if (!reply.ok()) return reply_error(reply);
+    return write_file_atomic(out, reply.body);
+  }
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/entries/" + id));
+  if (!reply.ok()) return reply_error(reply);
+  std::printf("%s\n", json::parse(reply.body, nullptr, false).dump(2).c_str());
+  return Status();
+}
+
+Status receipt(const std::string& node, const std::string& id, const std::string& out) {
+  NodeClient client(node);
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/entries/" + id + "/receipt", "application/cose"));
+  if (!reply.ok()) return reply_error(reply);
+  CUSTOS_RETURN_IF_ERROR(write_file_atomic(out, reply.body));
+  std::fprintf(stderr, "receipt (%zu bytes) -> %s\n", reply.body.size(), out.c_str());
+  return Status();
+}
+
+struct VerifyOptions {
+  std::string statement, receipt, node_key, genesis;
+  bool json = false;
+};
+
+// Offline: needs nothing but the files. The node key comes from a PEM file
+// or from the genesis file (the node whose kid the receipt names).
+Status verify(const VerifyOptions& o, std::string* summary) {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes statement, read_file(o.statement, limits::kStatementBytesMax));
+  CUSTOS_ASSIGN_OR_RETURN(Bytes receipt_bytes, read_file(o.receipt, limits::kReceiptBytesMax));
+  CUSTOS_ASSIGN_OR_RETURN(cose::Receipt receipt, cose::parse_receipt(receipt_bytes));
+  std::optional<crypto::PublicKey> node_key;
+  std::string node_name = "node";
+  if (!o.node_key.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(o.node_key, 64 * 1024));
+    CUSTOS_ASSIGN_OR_RETURN(node_key, crypto::PublicKey::from_pem(as_string_view(pem)));
+  } else if (!o.genesis.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(Bytes gbytes, read_file(o.genesis, ledger::kGenesisBytesMax));
+    CUSTOS_ASSIGN_OR_RETURN(ledger::Genesis g, ledger::parse_genesis(gbytes));
+    const ledger::NamedKey* n = g.find_node(receipt.header.kid);
+    if (!n) return error(ErrorCode::kBadSignature, "receipt signed by kid " + to_hex(receipt.header.kid) +
+                                                       ", which is not a node of consortium " + g.consortium);
+    node_key = n->key;
+    node_name = n->name;
+  } else {
+    return error(ErrorCode::kInvalidArgument, "give --node-key or --genesis");
+  }
+  // The statement itself must also be well-formed; its signature is checked
+  // by the node at registration and by `custos audit`, which know the keys.
+  CUSTOS_ASSIGN_OR_RETURN(cose::Statement st, cose::parse_statement(statement));
+  CUSTOS_RETURN_IF_ERROR(cose::verify_receipt(receipt, statement, *node_key));
+  json j = {{"valid", true},
+            {"entry_id", to_hex(crypto::sha256(statement))},
+            {"leaf_index", receipt.proof.leaf_index},
+            {"tree_size", receipt.proof.tree_size},
+            {"issuer", st.header.issuer},
+            {"subject", st.header.subject},
+            {"content_type", st.header.content_type},
+            {"receipt_issuer", receipt.header.issuer},
+            {"registered_at_s", receipt.header.issued_at_s},
+            {"node_kid", to_hex(receipt.header.kid)}};
+  *summary = o.json ? j.dump(2)
+                    : "valid: entry " + to_hex(crypto::sha256(statement)) + " is leaf " +
+                          std::to_string(receipt.proof.leaf_index) + " of a log of " +
+                          std::to_string(receipt.proof.tree_size) + " entries, receipt signed by " + node_name +
+                          " (" + to_hex(receipt.header.kid).substr(0, 16) + "...)";
+  return Status();
+}
+
+Status checkpoint(const std::string& node, const std::string& out, const std::string& node_key_path) {
+  NodeClient client(node);
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/checkpoint", "application/cose"));
+  if (!reply.ok()) return reply_error(reply);
+  if (!out.empty()) CUSTOS_RETURN_IF_ERROR(write_file_atomic(out, reply.body));
+  if (!node_key_path.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(node_key_path, 64 * 1024));
+    CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey key, crypto::PublicKey::from_pem(as_string_view(pem)));
+    CUSTOS_ASSIGN_OR_RETURN(ledger::BlockHeader h, ledger::verify_checkpoint(as_view(reply.body), key));
+    std::printf("%s\n", json({{"valid", true}, {"height", h.height}, {"log_size", h.log_size},
+                              {"root", to_hex(h.root)}, {"time_ms", h.time_ms}})
+                            .dump(2)
+                            .c_str());
+    return Status();
+  }
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply info, client.get("/v1/checkpoint"));
+  if (!info.ok()) return reply_error(info);
+  std::printf("%s\n", json::parse(info.body, nullptr, false).dump(2).c_str());
+  return Status();
+}
+
+struct EntriesOptions {
+  std::string node = kDefaultNodeUrl;
+  std::string issuer, subject, type, from, to, cursor, limit;
+};
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+Status entries(const EntriesOptions& o) {
+  std::string q;
+  auto add = [&](const char* name, const std::string& v) {
+    if (!v.empty()) q += (q.empty() ? "?" : "&") + std::string(name) + "=" + url_encode(v);
+  };
+  add("issuer", o.issuer);
+  add("subject", o.subject);
+  add("type", o.type);
+  add("from", o.from);
+  add("to", o.to);
+  add("cursor", o.cursor);
+  add("limit", o.limit);
+  NodeClient client(o.node);
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/entries" + q));
+  if (!reply.ok()) return reply_error(reply);
+  std::printf("%s\n", json::parse(reply.body, nullptr, false).dump(2).c_str());
+  return Status();
+}
+
+template <typename Fn>
+void run(Fn fn) {
+  Status s = fn();
+  if (!s.ok()) exit_status() = fail(s);
+}
+
+}  // namespace
+
+void add_statement_commands(CLI::App& app) {
+  auto so = std::make_shared<SignOptions>();
+  CLI::App* s = app.add_subcommand("sign", "Sign a payload into a COSE_Sign1 statement");
+  s->add_option("--key", so->key, "Private key PEM")->required();
+  s->add_option("--type", so->type, "Content type (default application/cbor)");
+  s->add_option("--iss", so->issuer, "Issuer (CWT iss)")->required();
+  s->add_option("--sub", so->subject, "Subject (CWT sub)")->required();
+  s->add_option("--seq", so->sequence, "Sequence number (default: next from the sequence file)");
+  s->add_option("--seq-file", so->sequence_file, "Sequence file (default KEY.seq)");
+  s->add_option("--iat", so->issued_at_s, "Issued-at, seconds since 1970 (default now)");
+  s->add_option("--json", so->json_path, "JSON payload file ('-' = stdin), signed as deterministic CBOR");
+  s->add_option("--cbor", so->cbor_path, "Deterministic CBOR payload file");
+  s->add_option("--payload", so->raw_path, "Raw payload bytes (opaque content types)");
+  s->add_option("--out", so->out, "Statement file to write")->required();
+  s->callback([so] { run([&] { return sign(*so); }); });
+
+  auto sub = std::make_shared<SubmitOptions>();
+  CLI::App* sm = app.add_subcommand("submit", "Submit statements and wait until they are registered");
+  sm->add_option("--node", sub->node, "Node URL")->capture_default_str();
+  sm->add_flag("--batch", sub->batch, "Send all files in one batch request");
+  sm->add_flag("--json", sub->json, "Print JSON");
+  sm->add_option("files", sub->files, "Statement files")->required();
+  sm->callback([sub] { run([&] { return submit(*sub); }); });
+
+  auto go = std::make_shared<std::array<std::string, 3>>();
+  (*go)[0] = kDefaultNodeUrl;
+  CLI::App* g = app.add_subcommand("get", "Show an entry (JSON), or save its statement with --out");
+  g->add_option("--node", (*go)[0], "Node URL")->capture_default_str();
+  g->add_option("--out", (*go)[2], "Write the statement bytes here instead");
+  g->add_option("id", (*go)[1], "Entry id")->required();
+  g->callback([go] { run([&] { return get((*go)[0], (*go)[1], (*go)[2]); }); });
+
+  auto ro = std::make_shared<std::array<std::string, 3>>();
+  (*ro)[0] = kDefaultNodeUrl;
+  CLI::App* r = app.add_subcommand("receipt", "Fetch an entry's COSE receipt");
+  r->add_option("--node", (*ro)[0], "Node URL")->capture_default_str();
+  r->add_option("id", (*ro)[1], "Entry id")->required();
+  r->add_option("--out", (*ro)[2], "Receipt file to write")->required();
+  r->callback([ro] { run([&] { return receipt((*ro)[0], (*ro)[1], (*ro)[2]); }); });
+
+  auto vo = std::make_shared<VerifyOptions>();
+  CLI::App* v = app.add_subcommand("verify", "Verify a statement and its receipt offline");
+  v->add_option("--statement", vo->statement, "Statement file")->required();
+  v->add_option("--receipt", vo->receipt, "Receipt file")->required();
+  v->add_option("--node-key", vo->node_key, "Node public key PEM");
+  v->add_option("--genesis", vo->genesis, "Genesis file (node keys)");
+  v->add_flag("--json", vo->json, "Print JSON");
+  v->callback([vo] {
+    std::string summary;
+    Status st = verify(*vo, &summary);
+    if (st.ok()) {
+      std::printf("%s\n", summary.c_str());
+    } else {
+      if (vo->json) {
+        std::printf("%s\n", json({{"valid", false}, {"reason", st.to_string()}}).dump(2).c_str());
+      }
+      std::fprintf(stderr, "invalid: %s\n", st.to_string().c_str());
+      exit_status() = st.code() == ErrorCode::kNotFound || st.code() == ErrorCode::kIo ? kExitUsage : kExitRefused;
+    }
+  });
+
+  auto co = std::make_shared<std::array<std::string, 3>>();
+  (*co)[0] = kDefaultNodeUrl;
+  CLI::App* c = app.add_subcommand("checkpoint", "Show (and optionally verify or save) the newest signed checkpoint");
+  c->add_option("--node", (*co)[0], "Node URL")->capture_default_str();
+  c->add_option("--out", (*co)[1], "Save the COSE checkpoint here");
+  c->add_option("--node-key", (*co)[2], "Verify it with this node public key PEM");
+  c->callback([co] { run([&] { return checkpoint((*co)[0], (*co)[1], (*co)[2]); }); });
+
+  auto eo = std::make_shared<EntriesOptions>();
+  CLI::App* e = app.add_subcommand("entries", "List entries by issuer, subject, type and time (JSON pages)");
+  e->add_option("--node", eo->node, "Node URL")->capture_default_str();
+  e->add_option("--issuer", eo->issuer, "CWT issuer");
+  e->add_option("--subject", eo->subject, "CWT subject");
+  e->add_option("--type", eo->type, "Content type");
+  e->add_option("--from", eo->from, "Registered at or after (ms or RFC 3339)");
+  e->add_option("--to", eo->to, "Registered before (ms or RFC 3339)");
+  e->add_option("--cursor", eo->cursor, "next_cursor of the previous page");
+  e->add_option("--limit", eo->limit, "Entries per page");
+  e->callback([eo] { run([&] { return entries(*eo); }); });
+}
+
+}  // namespace custos::cli

@@ -1,0 +1,62 @@
+// Shared pieces of the `custos` subcommands: the HTTP client, output and
+// exit codes.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/bytes.h"
+#include "core/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace custos::cli {
+
+// Exit codes (docs/operations.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRefused = 1;   // verification failed, statement refused
+inline constexpr int kExitUsage = 2;     // bad arguments or input files
+inline constexpr int kExitIo = 3;        // node unreachable, I/O error
+
+inline constexpr const char* kDefaultNodeUrl = "http://127.0.0.1:8080";
+
+struct HttpReply {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  bool ok() const { return status >= 200 && status < 300; }
+};
+
+// A small blocking client for one node. Errors reaching the node are kIo.
+class NodeClient {
+ public:
+  explicit NodeClient(const std::string& url);
+  ~NodeClient();
+  Result<HttpReply> get(const std::string& path, const std::string& accept = "application/json");
+  Result<HttpReply> post(const std::string& path, const std::string& body, const std::string& content_type);
+  const std::string& url() const { return url_; }
+
+ private:
+  struct Impl;
+  std::string url_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Turns a non-2xx reply into a Status carrying the problem detail.
+Status reply_error(const HttpReply& reply);
+// Prints "error: ..." to stderr and returns the exit code for the status.
+int fail(const Status& status);
+int exit_code_for(const Status& status);
+
+// The process exit code, set by the subcommand that ran.
+int& exit_status();
+
+void add_node_command(CLI::App& app);
+void add_key_commands(CLI::App& app);
+void add_statement_commands(CLI::App& app);
+void add_audit_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+}  // namespace custos::cli
