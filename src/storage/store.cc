@@ -175,7 +175,7 @@ uint64_t Store::disk_bytes() const {
     if (impl_->db->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) total += v;
   }
   uint64_t wal = 0;
-  if (impl_->db->GetIntProperty(rocksdb::DB::Properties::kCurrentSizeAllMemTables, &wal)) {
+  if (impl_->db->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &wal)) {
     // memtables mirror the WAL contents that are not yet in SST files
     total += wal;
   }
