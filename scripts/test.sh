@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, and runs
+#   1. unit, property and integration tests (ctest; real RocksDB, real node
+#      processes over HTTP, the SIGKILL crash test),
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. a short libFuzzer run of every harness on its seed corpus,
+#   4. the interop tests against independent COSE / RFC 9162 code (npm),
+#   5. a smoke run of the benchmarks (never a speed assertion).
+# Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+bash scripts/deps.sh || exit 1
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+passed=0
+failed=0
+failures=()
+step() {
+  local name=$1
+  shift
+  printf '\n\033[1m== %s\033[0m\n' "$name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+build_main() { bash scripts/build.sh; }
+ctest_main() { (cd build && ctest --output-on-failure -j2 --timeout 600); }
+build_asan() { BUILD_DIR=build-asan bash scripts/build.sh -DCUSTOS_SANITIZE=ON -DCUSTOS_BENCH=OFF; }
+ctest_asan() {
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -j2 -L unit --timeout 600)
+}
+fuzz() {
+  BUILD_DIR=build-fuzz CC=clang CXX=clang++ bash scripts/build.sh -DCUSTOS_FUZZ=ON -DCUSTOS_TESTS=OFF \
+    -DCUSTOS_BENCH=OFF || return 1
+  local ok=0
+  for harness in build-fuzz/*_fuzz; do
+    local name
+    name=$(basename "$harness" _fuzz)
+    local corpus=tests/fuzz/corpus/$name
+    local work
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+    echo "-- $name: ${FUZZ_SECONDS}s"
+    if ! "$harness" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 "$work" \
+      >"$work.log" 2>&1; then
+      tail -40 "$work.log"
+      ok=1
+    else
+      grep -E "stat::number_of_executed_units|Done" "$work.log" | tail -2
+    fi
+    rm -rf "$work" "$work.log"
+  done
+  return $ok
+}
+interop() { CUSTOS_BIN=$ROOT/build/custos bash tests/interop/run.sh; }
+bench_smoke() { bash scripts/bench.sh --smoke; }
+
+step "build" build_main
+step "unit, property and integration tests" ctest_main
+step "build with ASan+UBSan" build_asan
+step "unit tests under ASan+UBSan" ctest_asan
+step "fuzzing (${FUZZ_SECONDS}s per harness)" fuzz
+step "interop with independent COSE / RFC 9162 code" interop
+step "benchmark smoke" bench_smoke
+
+echo
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "suite: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
