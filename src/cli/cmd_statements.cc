@@ -244,6 +244,33 @@ Status entries(const EntriesOptions& o) {
   return Status();
 }
 
+// Prints a CBOR file in RFC 8949 diagnostic notation; for a COSE_Sign1 also
+// the decoded protected header and payload, which are nested byte strings.
+Status inspect(const std::string& path) {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, read_file(path, limits::kHttpBodyBytesMax));
+  cbor::DecodeOptions lenient;
+  lenient.require_deterministic = false;
+  CUSTOS_ASSIGN_OR_RETURN(cbor::Value v, cbor::decode(bytes, lenient));
+  std::printf("%zu bytes: %s\n\n%s\n", bytes.size(), to_hex(bytes).c_str(), cbor::diagnostic(v).c_str());
+  const cbor::Value* body = &v;
+  if (v.is(cbor::Type::kTag) && v.tag_number() == cose::kTagSign1) body = &v.tag_content();
+  if (!body->is(cbor::Type::kArray) || body->as_array().size() != 4) return Status();
+  const cbor::Array& a = body->as_array();
+  auto nested = [&](const char* what, const cbor::Value& item) {
+    if (!item.is(cbor::Type::kBytes) || item.as_bytes().empty()) return;
+    auto inner = cbor::decode(item.as_bytes(), lenient);
+    if (inner.ok()) std::printf("\n%s: %s\n", what, cbor::diagnostic(*inner).c_str());
+  };
+  nested("protected header", a[0]);
+  nested("payload", a[2]);
+  if (const cbor::Value* vdp = a[1].find(cose::kHeaderVdp); vdp && vdp->is(cbor::Type::kMap)) {
+    if (const cbor::Value* proofs = vdp->find(cose::kVdpInclusion); proofs && proofs->is(cbor::Type::kArray)) {
+      for (const auto& p : proofs->as_array()) nested("inclusion proof [tree_size, leaf_index, path]", p);
+    }
+  }
+  return Status();
+}
+
 template <typename Fn>
 void run(Fn fn) {
   Status s = fn();
@@ -320,6 +347,11 @@ void add_statement_commands(CLI::App& app) {
   c->add_option("--out", (*co)[1], "Save the COSE checkpoint here");
   c->add_option("--node-key", (*co)[2], "Verify it with this node public key PEM");
   c->callback([co] { run([&] { return checkpoint((*co)[0], (*co)[1], (*co)[2]); }); });
+
+  auto io = std::make_shared<std::string>();
+  CLI::App* in = app.add_subcommand("inspect", "Show a statement, receipt or any CBOR file in diagnostic notation");
+  in->add_option("file", *io, "File to show")->required();
+  in->callback([io] { run([&] { return inspect(*io); }); });
 
   auto eo = std::make_shared<EntriesOptions>();
   CLI::App* e = app.add_subcommand("entries", "List entries by issuer, subject, type and time (JSON pages)");
