@@ -43,7 +43,8 @@ BENCHMARK_CAPTURE(BM_Verify, ES256, crypto::Algorithm::kES256);
 void BM_Sign(benchmark::State& state, crypto::Algorithm alg) {
   auto key = crypto::PrivateKey::generate(alg).value();
   Bytes payload = sample_payload();
-  cose::StatementHeader h{alg, crypto::cose_algorithm(alg), {}, "application/cbor", "pump-17", "x", 1, 1};
+  cose::StatementHeader h{
+      alg, crypto::cose_algorithm(alg), {}, "application/cbor", "pump-17", "x", 1, 1};
   for (auto _ : state) benchmark::DoNotOptimize(cose::sign_statement(key, h, payload));
   state.SetItemsProcessed(state.iterations());
 }
@@ -79,7 +80,8 @@ BENCHMARK(BM_MerkleAppend);
 void BM_InclusionProof(benchmark::State& state) {
   merkle::MemoryTree tree;
   const auto size = static_cast<uint64_t>(state.range(0));
-  for (uint64_t i = 0; i < size; ++i) tree.append_leaf_hash(merkle::leaf_hash(as_view(std::to_string(i))));
+  for (uint64_t i = 0; i < size; ++i)
+    tree.append_leaf_hash(merkle::leaf_hash(as_view(std::to_string(i))));
   uint64_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(merkle::inclusion_proof(tree, i, size).ok());

@@ -32,7 +32,9 @@ Response bytes_response(Bytes bytes, const char* content_type) {
   return r;
 }
 
-bool accepts(const Request& r, std::string_view type) { return r.accept.find(type) != std::string::npos; }
+bool accepts(const Request& r, std::string_view type) {
+  return r.accept.find(type) != std::string::npos;
+}
 
 std::string rfc3339(uint64_t ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
@@ -49,7 +51,8 @@ Result<uint64_t> parse_uint(const std::string& text, const char* what) {
   uint64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
-    return error(ErrorCode::kInvalidArgument, std::string("'") + what + "' must be an unsigned integer");
+    return error(ErrorCode::kInvalidArgument,
+                 std::string("'") + what + "' must be an unsigned integer");
   }
   return v;
 }
@@ -72,10 +75,12 @@ Result<uint64_t> parse_time_ms(const std::string& text, const char* what) {
   }
   if (!end || std::string_view(end) != "Z") {
     return error(ErrorCode::kInvalidArgument,
-                 std::string("'") + what + "' must be milliseconds since 1970 or a UTC time like 2026-11-23T10:00:00Z");
+                 std::string("'") + what +
+                     "' must be milliseconds since 1970 or a UTC time like 2026-11-23T10:00:00Z");
   }
   std::time_t secs = timegm(&tm);
-  if (secs < 0) return error(ErrorCode::kInvalidArgument, std::string("'") + what + "' is before 1970");
+  if (secs < 0)
+    return error(ErrorCode::kInvalidArgument, std::string("'") + what + "' is before 1970");
   return static_cast<uint64_t>(secs) * 1000 + ms;
 }
 
@@ -116,8 +121,10 @@ json entry_json(const ledger::EntryInfo& e, bool with_statement) {
     auto st = cose::parse_statement(e.statement);
     if (st.ok()) {
       auto payload = cbor::decode(st->payload());
-      if (payload.ok()) j["payload"] = cbor::to_json(*payload);
-      else j["payload_base64"] = base64_encode(st->payload());
+      if (payload.ok())
+        j["payload"] = cbor::to_json(*payload);
+      else
+        j["payload_base64"] = base64_encode(st->payload());
     }
     j["statement_base64"] = base64_encode(e.statement);
   }
@@ -159,30 +166,40 @@ std::vector<std::string> split_path(const std::string& path) {
 
 int http_status_for(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return 200;
+    case ErrorCode::kOk:
+      return 200;
     case ErrorCode::kInvalidArgument:
-    case ErrorCode::kMalformed: return 400;
+    case ErrorCode::kMalformed:
+      return 400;
     case ErrorCode::kBadSignature:
     case ErrorCode::kUnknownKey:
     case ErrorCode::kRevokedKey:
-    case ErrorCode::kPolicy: return 422;
+    case ErrorCode::kPolicy:
+      return 422;
     case ErrorCode::kReplay:
-    case ErrorCode::kConflict: return 409;
-    case ErrorCode::kTooLarge: return 413;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kTooLarge:
+      return 413;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kUnavailable:
+      return 503;
     case ErrorCode::kIo:
     case ErrorCode::kCorruption:
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
 
 Response problem(int http_status, const std::string& type, const std::string& detail) {
   static const std::map<int, const char*> kTitles = {
-      {400, "Bad Request"}, {404, "Not Found"}, {405, "Method Not Allowed"}, {409, "Conflict"},
-      {413, "Content Too Large"}, {415, "Unsupported Media Type"}, {422, "Unprocessable Content"},
-      {500, "Internal Server Error"}, {503, "Service Unavailable"}};
+      {400, "Bad Request"},           {404, "Not Found"},
+      {405, "Method Not Allowed"},    {409, "Conflict"},
+      {413, "Content Too Large"},     {415, "Unsupported Media Type"},
+      {422, "Unprocessable Content"}, {500, "Internal Server Error"},
+      {503, "Service Unavailable"}};
   auto it = kTitles.find(http_status);
   json body = {{"type", kProblemTypePrefix + type},
                {"title", it == kTitles.end() ? "Error" : it->second},
@@ -209,7 +226,8 @@ Response Router::handle(const Request& request) {
   }
   node_.metrics().http_requests.fetch_add(1, std::memory_order_relaxed);
   int cls = response.status / 100;
-  if (cls >= 1 && cls <= 5) node_.metrics().http_responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
+  if (cls >= 1 && cls <= 5)
+    node_.metrics().http_responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
   return response;
 }
 
@@ -217,7 +235,9 @@ Response Router::route(const Request& r) {
   const auto parts = split_path(r.path);
   const bool get = r.method == "GET" || r.method == "HEAD";
   const bool post = r.method == "POST";
-  auto not_allowed = [&] { return problem(405, "method-not-allowed", r.method + " is not allowed on " + r.path); };
+  auto not_allowed = [&] {
+    return problem(405, "method-not-allowed", r.method + " is not allowed on " + r.path);
+  };
 
   if (parts.size() == 1 && parts[0] == "healthz") return get ? get_health() : not_allowed();
   if (parts.size() == 1 && parts[0] == "metrics") return get ? get_metrics() : not_allowed();
@@ -226,8 +246,10 @@ Response Router::route(const Request& r) {
     if (post) return post_entry(r);
     return get ? get_entries(r) : not_allowed();
   }
-  if (parts.size() == 3 && parts[1] == "entries" && parts[2] == "batch") return post ? post_batch(r) : not_allowed();
-  if (parts.size() == 3 && parts[1] == "entries") return get ? get_entry(r, parts[2]) : not_allowed();
+  if (parts.size() == 3 && parts[1] == "entries" && parts[2] == "batch")
+    return post ? post_batch(r) : not_allowed();
+  if (parts.size() == 3 && parts[1] == "entries")
+    return get ? get_entry(r, parts[2]) : not_allowed();
   if (parts.size() == 4 && parts[1] == "entries" && parts[3] == "receipt") {
     return get ? get_receipt(parts[2]) : not_allowed();
   }
@@ -244,11 +266,13 @@ Response Router::route(const Request& r) {
 
 Response Router::post_entry(const Request& r) {
   if (r.content_type.rfind(kContentTypeCose, 0) != 0) {
-    return problem(415, "unsupported-media-type", "POST /v1/entries takes Content-Type: application/cose");
+    return problem(415, "unsupported-media-type",
+                   "POST /v1/entries takes Content-Type: application/cose");
   }
   if (r.body.size() > limits::kStatementBytesMax) {
-    return problem(error(ErrorCode::kTooLarge, "statement larger than " + std::to_string(limits::kStatementBytesMax) +
-                                                   " bytes"));
+    return problem(
+        error(ErrorCode::kTooLarge,
+              "statement larger than " + std::to_string(limits::kStatementBytesMax) + " bytes"));
   }
   auto s = node_.submit(as_view(r.body));
   if (!s.ok()) return problem(s.status());
@@ -260,23 +284,28 @@ Response Router::post_entry(const Request& r) {
 Response Router::post_batch(const Request& r) {
   if (r.content_type.rfind(kContentTypeCbor, 0) != 0) {
     return problem(415, "unsupported-media-type",
-                   "POST /v1/entries/batch takes Content-Type: application/cbor (an array of bstr statements)");
+                   "POST /v1/entries/batch takes Content-Type: application/cbor (an array of bstr "
+                   "statements)");
   }
   cbor::DecodeOptions options;
   options.max_depth = 2;
   options.max_items = limits::kBatchStatementsMax + 1;
   auto decoded = cbor::decode(as_view(r.body), options);
-  if (!decoded.ok()) return problem(error(ErrorCode::kMalformed, "batch body: " + decoded.status().message()));
-  if (!decoded->is(cbor::Type::kArray)) return problem(error(ErrorCode::kMalformed, "batch body must be an array"));
+  if (!decoded.ok())
+    return problem(error(ErrorCode::kMalformed, "batch body: " + decoded.status().message()));
+  if (!decoded->is(cbor::Type::kArray))
+    return problem(error(ErrorCode::kMalformed, "batch body must be an array"));
   const cbor::Array& items = decoded->as_array();
   if (items.size() > limits::kBatchStatementsMax) {
-    return problem(error(ErrorCode::kTooLarge, "batch of " + std::to_string(items.size()) + " exceeds " +
-                                                   std::to_string(limits::kBatchStatementsMax) + " statements"));
+    return problem(error(ErrorCode::kTooLarge,
+                         "batch of " + std::to_string(items.size()) + " exceeds " +
+                             std::to_string(limits::kBatchStatementsMax) + " statements"));
   }
   std::vector<ByteView> statements;
   for (const auto& item : items) {
     if (!item.is(cbor::Type::kBytes)) {
-      return problem(error(ErrorCode::kMalformed, "batch body: every item must be a bstr holding a statement"));
+      return problem(error(ErrorCode::kMalformed,
+                           "batch body: every item must be a bstr holding a statement"));
     }
     statements.emplace_back(item.as_bytes());
   }
@@ -294,7 +323,8 @@ Response Router::post_batch(const Request& r) {
 
 Response Router::get_entry(const Request& r, const std::string& id_hex) {
   auto id = hash_from_hex(id_hex);
-  if (!id.ok()) return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
+  if (!id.ok())
+    return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
   auto e = node_.ledger().entry(*id);
   if (!e.ok()) return problem(e.status());
   if (accepts(r, kContentTypeCose)) return bytes_response(e->statement, kContentTypeCose);
@@ -303,7 +333,8 @@ Response Router::get_entry(const Request& r, const std::string& id_hex) {
 
 Response Router::get_receipt(const std::string& id_hex) {
   auto id = hash_from_hex(id_hex);
-  if (!id.ok()) return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
+  if (!id.ok())
+    return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
   auto receipt = node_.ledger().receipt(*id);
   if (!receipt.ok()) return problem(receipt.status());
   return bytes_response(std::move(receipt).value(), kContentTypeCose);
@@ -334,8 +365,9 @@ Response Router::get_entries(const Request& r) {
     auto l = parse_uint(*v, "limit");
     if (!l.ok()) return problem(l.status());
     if (*l == 0 || *l > limits::kQueryPageEntriesMax) {
-      return problem(error(ErrorCode::kInvalidArgument,
-                           "'limit' must be between 1 and " + std::to_string(limits::kQueryPageEntriesMax)));
+      return problem(
+          error(ErrorCode::kInvalidArgument,
+                "'limit' must be between 1 and " + std::to_string(limits::kQueryPageEntriesMax)));
     }
     q.limit = *l;
   }
@@ -362,14 +394,16 @@ Response Router::get_checkpoint(const Request& r) {
 Response Router::get_consistency(const Request& r) {
   const std::string* from = query_param(r, "from");
   const std::string* to = query_param(r, "to");
-  if (!from || !to) return problem(error(ErrorCode::kInvalidArgument, "need query parameters 'from' and 'to'"));
+  if (!from || !to)
+    return problem(error(ErrorCode::kInvalidArgument, "need query parameters 'from' and 'to'"));
   auto a = parse_uint(*from, "from");
   auto b = parse_uint(*to, "to");
   if (!a.ok()) return problem(a.status());
   if (!b.ok()) return problem(b.status());
   auto proof = node_.ledger().consistency(*a, *b);
   if (!proof.ok()) return problem(proof.status());
-  if (accepts(r, kContentTypeCbor)) return bytes_response(cose::encode_consistency_proof(*proof), kContentTypeCbor);
+  if (accepts(r, kContentTypeCbor))
+    return bytes_response(cose::encode_consistency_proof(*proof), kContentTypeCbor);
   json path = json::array();
   for (const auto& h : proof->path) path.push_back(to_hex(h));
   return json_response({{"from", proof->size1}, {"to", proof->size2}, {"proof", path}});
@@ -385,7 +419,8 @@ Response Router::get_block(const std::string& height_text) {
 
 Response Router::get_key(const std::string& kid_hex) {
   auto kid = hash_from_hex(kid_hex);
-  if (!kid.ok()) return problem(error(ErrorCode::kInvalidArgument, "kid must be 64 hex characters"));
+  if (!kid.ok())
+    return problem(error(ErrorCode::kInvalidArgument, "kid must be 64 hex characters"));
   auto k = node_.ledger().key(*kid);
   if (!k.ok()) return problem(k.status());
   json j = {{"kid", kid_hex},
@@ -395,7 +430,8 @@ Response Router::get_key(const std::string& kid_hex) {
             {"status", k->revoked() ? "revoked" : "active"},
             {"last_sequence", k->last_sequence},
             {"public_key_pem", k->key.to_pem()}};
-  j["registered_index"] = k->registered_index == ledger::kNoIndex ? json(nullptr) : json(k->registered_index);
+  j["registered_index"] =
+      k->registered_index == ledger::kNoIndex ? json(nullptr) : json(k->registered_index);
   if (k->revoked()) j["revoked_index"] = k->revoked_index;
   return json_response(j);
 }
@@ -423,7 +459,9 @@ Response Router::get_genesis() {
 
 Response Router::get_health() {
   ledger::Head h = node_.ledger().head();
-  json j = {{"status", node_.healthy() ? "ok" : "failed"}, {"height", h.height}, {"log_size", h.log_size}};
+  json j = {{"status", node_.healthy() ? "ok" : "failed"},
+            {"height", h.height},
+            {"log_size", h.log_size}};
   return json_response(j, node_.healthy() ? 200 : 503);
 }
 
@@ -431,11 +469,14 @@ Response Router::get_metrics() {
   std::string out;
   node_.metrics().render(out);
   ledger::Head h = node_.ledger().head();
-  node::render_gauge(out, "custos_log_size", "Entries in the log.", static_cast<double>(h.log_size));
-  node::render_gauge(out, "custos_block_height", "Height of the newest block.", static_cast<double>(h.height));
+  node::render_gauge(out, "custos_log_size", "Entries in the log.",
+                     static_cast<double>(h.log_size));
+  node::render_gauge(out, "custos_block_height", "Height of the newest block.",
+                     static_cast<double>(h.height));
   node::render_gauge(out, "custos_pending_statements", "Admitted statements waiting for a block.",
                      static_cast<double>(node_.pending()));
-  node::render_gauge(out, "custos_keys", "Registered keys.", static_cast<double>(node_.ledger().key_count()));
+  node::render_gauge(out, "custos_keys", "Registered keys.",
+                     static_cast<double>(node_.ledger().key_count()));
   node::render_gauge(out, "custos_storage_bytes", "Bytes of RocksDB files and memtables.",
                      static_cast<double>(node_.ledger().disk_bytes()));
   // Resident memory from the kernel's view of this process (Linux).
@@ -443,10 +484,12 @@ Response Router::get_metrics() {
     std::string text(status->begin(), status->end());
     auto kb = [&](const char* field) -> double {
       auto pos = text.find(field);
-      return pos == std::string::npos ? 0 : std::atof(text.c_str() + pos + std::strlen(field)) * 1024;
+      return pos == std::string::npos ? 0
+                                      : std::atof(text.c_str() + pos + std::strlen(field)) * 1024;
     };
     node::render_gauge(out, "process_resident_memory_bytes", "Resident memory.", kb("VmRSS:"));
-    node::render_gauge(out, "custos_peak_resident_memory_bytes", "Peak resident memory.", kb("VmHWM:"));
+    node::render_gauge(out, "custos_peak_resident_memory_bytes", "Peak resident memory.",
+                       kb("VmHWM:"));
   }
   Response r;
   r.content_type = "text/plain; version=0.0.4";

@@ -98,7 +98,9 @@ Server::Server(node::Node& node) : impl_(std::make_unique<Impl>(node)) {
   http.set_read_timeout(std::chrono::milliseconds(limits::kHttpReadTimeoutMs));
   http.set_write_timeout(std::chrono::milliseconds(limits::kHttpWriteTimeoutMs));
   http.set_keep_alive_max_count(100000);
-  http.set_keep_alive_timeout(30);
+  // Idle keep-alive connections hold a worker; a short timeout frees it and
+  // bounds how long a clean shutdown waits for them.
+  http.set_keep_alive_timeout(limits::kHttpKeepAliveIdleS);
   http.set_tcp_nodelay(true);
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     send(impl_->router.handle(to_request(req)), res);
@@ -114,15 +116,19 @@ Server::Server(node::Node& node) : impl_(std::make_unique<Impl>(node)) {
   // answered as problem details too.
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
-    std::string type = res.status == 413 ? "too-large" : res.status == 404 ? "not-found" : "bad-request";
-    std::string detail = res.status == 413 ? "request body larger than " +
-                                                 std::to_string(limits::kHttpBodyBytesMax) + " bytes"
-                                           : "the request could not be processed";
+    std::string type = res.status == 413   ? "too-large"
+                       : res.status == 404 ? "not-found"
+                                           : "bad-request";
+    std::string detail =
+        res.status == 413
+            ? "request body larger than " + std::to_string(limits::kHttpBodyBytesMax) + " bytes"
+            : "the request could not be processed";
     send(problem(res.status, type, detail), res);
   });
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    send(problem(500, "internal", "internal error"), res);
-  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        send(problem(500, "internal", "internal error"), res);
+      });
 }
 
 Server::~Server() = default;
@@ -140,8 +146,14 @@ Status Server::bind(const std::string& host, int port) {
   return Status();
 }
 
-int Server::port() const { return impl_->port; }
-void Server::serve() { impl_->http.listen_after_bind(); }
-void Server::stop() { impl_->http.stop(); }
+int Server::port() const {
+  return impl_->port;
+}
+void Server::serve() {
+  impl_->http.listen_after_bind();
+}
+void Server::stop() {
+  impl_->http.stop();
+}
 
 }  // namespace custos::api

@@ -11,15 +11,17 @@ namespace custos::cli {
 void add_audit_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand(
-      "audit", "Re-verify a data directory: every signature, registration decision, Merkle root and the block chain");
+  CLI::App* cmd = app.add_subcommand("audit",
+                                     "Re-verify a data directory: every signature, registration "
+                                     "decision, Merkle root and the block chain");
   cmd->add_option("--data-dir", *dir, "Data directory of a node")->required();
   cmd->add_flag("--json", *as_json, "Print JSON");
   cmd->callback([dir, as_json] {
     ledger::AuditReport report;
     Status s = ledger::audit(*dir, &report, [&](const ledger::AuditReport& r) {
-      if (!*as_json) std::fprintf(stderr, "\r  %llu blocks, %llu entries...", (unsigned long long)r.blocks,
-                                  (unsigned long long)r.entries);
+      if (!*as_json)
+        std::fprintf(stderr, "\r  %llu blocks, %llu entries...", (unsigned long long)r.blocks,
+                     (unsigned long long)r.entries);
     });
     if (!*as_json) std::fprintf(stderr, "\n");
     nlohmann::json j = {{"ok", s.ok()},
@@ -34,15 +36,18 @@ void add_audit_command(CLI::App& app) {
     if (*as_json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else if (s.ok()) {
-      std::printf("audit passed: %llu blocks, %llu entries, %llu keys, %llu signatures verified, %llu sequence gaps, "
-                  "root %s (%.2f s)\n",
-                  (unsigned long long)report.blocks, (unsigned long long)report.entries,
-                  (unsigned long long)report.keys, (unsigned long long)report.signatures_verified,
-                  (unsigned long long)report.sequence_gaps, report.root_hex.c_str(), report.seconds);
+      std::printf(
+          "audit passed: %llu blocks, %llu entries, %llu keys, %llu signatures verified, %llu "
+          "sequence gaps, "
+          "root %s (%.2f s)\n",
+          (unsigned long long)report.blocks, (unsigned long long)report.entries,
+          (unsigned long long)report.keys, (unsigned long long)report.signatures_verified,
+          (unsigned long long)report.sequence_gaps, report.root_hex.c_str(), report.seconds);
     }
     if (!s.ok()) {
       std::fprintf(stderr, "audit FAILED: %s\n", s.to_string().c_str());
-      exit_status() = s.code() == ErrorCode::kIo || s.code() == ErrorCode::kNotFound ? kExitIo : kExitRefused;
+      exit_status() =
+          s.code() == ErrorCode::kIo || s.code() == ErrorCode::kNotFound ? kExitIo : kExitRefused;
     }
   });
 }

@@ -41,7 +41,9 @@ struct BenchOptions {
   bool json = false;
 };
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // A payload shaped like a device event: a small CBOR map.
 Bytes event_payload(size_t worker, size_t i, size_t pad_bytes) {
@@ -57,11 +59,13 @@ Bytes event_payload(size_t worker, size_t i, size_t pad_bytes) {
 // Verification rate of this machine with all cores, for the ratio.
 double measure_verify_rate(crypto::Algorithm alg, double seconds) {
   auto key = crypto::PrivateKey::generate(alg).value();
-  cose::StatementHeader h{alg, crypto::cose_algorithm(alg), {}, "application/cbor", "bench", "verify", 1, 1};
+  cose::StatementHeader h{
+      alg, crypto::cose_algorithm(alg), {}, "application/cbor", "bench", "verify", 1, 1};
   std::vector<cose::Statement> statements;
   for (size_t i = 0; i < 256; ++i) {
     h.sequence = i + 1;
-    statements.push_back(cose::parse_statement(cose::sign_statement(key, h, event_payload(0, i, 100))).value());
+    statements.push_back(
+        cose::parse_statement(cose::sign_statement(key, h, event_payload(0, i, 100))).value());
   }
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::atomic<uint64_t> done{0};
@@ -109,7 +113,8 @@ double metric(NodeClient& client, const std::string& name) {
   if (!reply.ok() || !reply->ok()) return -1;
   size_t pos = 0;
   while ((pos = reply->body.find(name + " ", pos)) != std::string::npos) {
-    if (pos == 0 || reply->body[pos - 1] == '\n') return std::stod(reply->body.substr(pos + name.size() + 1));
+    if (pos == 0 || reply->body[pos - 1] == '\n')
+      return std::stod(reply->body.substr(pos + name.size() + 1));
     pos += name.size();
   }
   return -1;
@@ -134,8 +139,9 @@ Status register_bench_keys(NodeClient& client, const std::string& admin_path,
         cose::sign_statement(admin, h, cbor::encode(ledger::key_registration_payload(reg)))));
   }
   Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
-  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
-                          client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
+  CUSTOS_ASSIGN_OR_RETURN(
+      HttpReply reply,
+      client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
   if (!reply.ok()) return reply_error(reply);
   if (reply.body.find("\"refused\"") != std::string::npos) {
     return error(ErrorCode::kPolicy, "registering bench keys: " + reply.body.substr(0, 400));
@@ -146,14 +152,17 @@ Status register_bench_keys(NodeClient& client, const std::string& admin_path,
 Status bench(const BenchOptions& o) {
   CUSTOS_ASSIGN_OR_RETURN(crypto::Algorithm alg, crypto::algorithm_from_name(o.alg));
   if (o.concurrency == 0 || o.batch == 0 || o.batch > limits::kBatchStatementsMax || o.count == 0) {
-    return error(ErrorCode::kInvalidArgument, "concurrency, batch (<= 1024) and count must be positive");
+    return error(ErrorCode::kInvalidArgument,
+                 "concurrency, batch (<= 1024) and count must be positive");
   }
   NodeClient probe(o.node);
-  std::fprintf(stderr, "measuring %s verification rate on all cores...\n", crypto::algorithm_name(alg));
+  std::fprintf(stderr, "measuring %s verification rate on all cores...\n",
+               crypto::algorithm_name(alg));
   const double verify_rate = measure_verify_rate(alg, 2.0);
 
   std::vector<crypto::PrivateKey> keys;
-  for (size_t i = 0; i < o.concurrency; ++i) keys.push_back(crypto::PrivateKey::generate(alg).value());
+  for (size_t i = 0; i < o.concurrency; ++i)
+    keys.push_back(crypto::PrivateKey::generate(alg).value());
   CUSTOS_RETURN_IF_ERROR(register_bench_keys(probe, o.admin_key, keys));
 
   // Everything is signed before the clock starts, so the load generator's own
@@ -191,7 +200,8 @@ Status bench(const BenchOptions& o) {
   const double log_size_before = metric(probe, "custos_log_size");
   const uint64_t disk_before = o.data_dir.empty() ? 0 : dir_bytes(o.data_dir);
 
-  std::fprintf(stderr, "submitting with %zu clients, %zu statements per request...\n", o.concurrency, o.batch);
+  std::fprintf(stderr, "submitting with %zu clients, %zu statements per request...\n",
+               o.concurrency, o.batch);
   std::vector<std::vector<double>> latencies(o.concurrency);
   std::atomic<size_t> refused{0}, failed{0};
   std::vector<std::string> sample_ids(o.concurrency);
@@ -205,12 +215,15 @@ Status bench(const BenchOptions& o) {
         const auto t0 = Clock::now();
         Result<HttpReply> reply = error(ErrorCode::kInternal, "unset");
         if (o.batch == 1) {
-          reply = client.post("/v1/entries", std::string(work[w][i].begin(), work[w][i].end()), "application/cose");
+          reply = client.post("/v1/entries", std::string(work[w][i].begin(), work[w][i].end()),
+                              "application/cose");
         } else {
           cbor::Array items;
-          for (size_t k = 0; k < n; ++k) items.push_back(cbor::Value::bytes(ByteView(work[w][i + k])));
+          for (size_t k = 0; k < n; ++k)
+            items.push_back(cbor::Value::bytes(ByteView(work[w][i + k])));
           Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
-          reply = client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor");
+          reply = client.post("/v1/entries/batch", std::string(body.begin(), body.end()),
+                              "application/cbor");
         }
         const double latency = seconds_since(t0);
         if (!reply.ok() || !reply->ok()) {
@@ -254,7 +267,8 @@ Status bench(const BenchOptions& o) {
     auto receipt = cose::parse_receipt(as_view(reply->body));
     Status v = receipt.ok() ? cose::verify_receipt(*receipt, st, *node_key) : receipt.status();
     receipt_verify_s += seconds_since(t0);
-    if (!v.ok()) return error(ErrorCode::kBadSignature, "a benchmark receipt did not verify: " + v.message());
+    if (!v.ok())
+      return error(ErrorCode::kBadSignature, "a benchmark receipt did not verify: " + v.message());
     receipt_bytes += static_cast<double>(reply->body.size());
     ++receipts_done;
   }
@@ -264,26 +278,28 @@ Status bench(const BenchOptions& o) {
   }
   const uint64_t disk_after = o.data_dir.empty() ? 0 : dir_bytes(o.data_dir);
 
-  json j = {{"algorithm", crypto::algorithm_name(alg)},
-            {"statements", o.count},
-            {"registered", registered},
-            {"failed", failed.load()},
-            {"requests_with_refusals", refused.load()},
-            {"concurrency", o.concurrency},
-            {"batch", o.batch},
-            {"seconds", elapsed},
-            {"registered_per_s", rate},
-            {"verify_per_s_all_cores", verify_rate},
-            {"ratio_to_verify_limit", rate / verify_rate},
-            {"latency_p50_ms", p50 * 1000},
-            {"latency_p99_ms", p99 * 1000},
-            {"statement_bytes_avg", static_cast<double>(statement_bytes) / static_cast<double>(o.count)},
-            {"log_size", log_size_after},
-            {"node_peak_rss_mb", peak_rss / 1e6}};
+  json j = {
+      {"algorithm", crypto::algorithm_name(alg)},
+      {"statements", o.count},
+      {"registered", registered},
+      {"failed", failed.load()},
+      {"requests_with_refusals", refused.load()},
+      {"concurrency", o.concurrency},
+      {"batch", o.batch},
+      {"seconds", elapsed},
+      {"registered_per_s", rate},
+      {"verify_per_s_all_cores", verify_rate},
+      {"ratio_to_verify_limit", rate / verify_rate},
+      {"latency_p50_ms", p50 * 1000},
+      {"latency_p99_ms", p99 * 1000},
+      {"statement_bytes_avg", static_cast<double>(statement_bytes) / static_cast<double>(o.count)},
+      {"log_size", log_size_after},
+      {"node_peak_rss_mb", peak_rss / 1e6}};
   if (!o.data_dir.empty() && log_size_after > log_size_before) {
     j["disk_bytes"] = disk_after;
     j["disk_bytes_per_entry_this_run"] =
-        static_cast<double>(disk_after - std::min(disk_after, disk_before)) / (log_size_after - log_size_before);
+        static_cast<double>(disk_after - std::min(disk_after, disk_before)) /
+        (log_size_after - log_size_before);
     j["disk_bytes_per_entry_total"] = static_cast<double>(disk_after) / log_size_after;
   }
   if (receipts_done) {
@@ -297,12 +313,13 @@ Status bench(const BenchOptions& o) {
     std::printf("registered %.0f statements in %.2f s: %.0f/s\n", registered, elapsed, rate);
     std::printf("verification limit (%s, all cores, same run): %.0f/s  -> ratio %.2f\n",
                 crypto::algorithm_name(alg), verify_rate, rate / verify_rate);
-    std::printf("latency to durable registration: p50 %.1f ms, p99 %.1f ms (per request of %zu)\n", p50 * 1000,
-                p99 * 1000, o.batch);
+    std::printf("latency to durable registration: p50 %.1f ms, p99 %.1f ms (per request of %zu)\n",
+                p50 * 1000, p99 * 1000, o.batch);
     std::printf("node peak RSS %.1f MB at log size %.0f\n", peak_rss / 1e6, log_size_after);
     if (j.contains("disk_bytes_per_entry_this_run")) {
       std::printf("disk: %.0f bytes per entry (statement avg %.0f bytes)\n",
-                  j["disk_bytes_per_entry_this_run"].get<double>(), j["statement_bytes_avg"].get<double>());
+                  j["disk_bytes_per_entry_this_run"].get<double>(),
+                  j["statement_bytes_avg"].get<double>());
     }
     if (receipts_done) {
       std::printf("receipts: %.0f bytes, fetch %.2f ms, verify %.3f ms (avg of %zu)\n",
@@ -310,7 +327,8 @@ Status bench(const BenchOptions& o) {
                   j["receipt_verify_ms_avg"].get<double>(), receipts_done);
     }
   }
-  if (failed) return error(ErrorCode::kUnavailable, std::to_string(failed.load()) + " statements failed");
+  if (failed)
+    return error(ErrorCode::kUnavailable, std::to_string(failed.load()) + " statements failed");
   return Status();
 }
 
@@ -318,15 +336,21 @@ Status bench(const BenchOptions& o) {
 
 void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Load a running node and report throughput against the verify limit");
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Load a running node and report throughput against the verify limit");
   cmd->add_option("--node", o->node, "Node URL")->capture_default_str();
-  cmd->add_option("--admin-key", o->admin_key, "Admin key PEM (registers one bench key per client)")->required();
+  cmd->add_option("--admin-key", o->admin_key, "Admin key PEM (registers one bench key per client)")
+      ->required();
   cmd->add_option("--alg", o->alg, "ed25519 or es256")->capture_default_str();
   cmd->add_option("--count", o->count, "Statements to submit")->capture_default_str();
-  cmd->add_option("--concurrency", o->concurrency, "Concurrent HTTP clients")->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Statements per request (1 = POST /v1/entries)")->capture_default_str();
-  cmd->add_option("--payload-bytes", o->payload_bytes, "Padding in each payload")->capture_default_str();
-  cmd->add_option("--receipts", o->receipts, "Receipts to fetch and verify afterwards")->capture_default_str();
+  cmd->add_option("--concurrency", o->concurrency, "Concurrent HTTP clients")
+      ->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Statements per request (1 = POST /v1/entries)")
+      ->capture_default_str();
+  cmd->add_option("--payload-bytes", o->payload_bytes, "Padding in each payload")
+      ->capture_default_str();
+  cmd->add_option("--receipts", o->receipts, "Receipts to fetch and verify afterwards")
+      ->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "The node's data directory, to measure bytes on disk");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {

@@ -21,19 +21,22 @@ struct KeygenOptions {
 Status keygen(const KeygenOptions& o) {
   CUSTOS_ASSIGN_OR_RETURN(crypto::Algorithm alg, crypto::algorithm_from_name(o.alg));
   CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey key, crypto::PrivateKey::generate(alg));
-  if (file_exists(o.out)) return error(ErrorCode::kInvalidArgument, o.out + " exists; refusing to overwrite a key");
+  if (file_exists(o.out))
+    return error(ErrorCode::kInvalidArgument, o.out + " exists; refusing to overwrite a key");
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(o.out, key.to_pem(), 0600));
   const std::string pub = public_key_path(o.out);
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(pub, key.public_key().to_pem()));
   const std::string kid = to_hex(key.public_key().kid());
   if (o.json) {
-    std::printf("%s\n", nlohmann::json({{"kid", kid}, {"alg", crypto::algorithm_name(alg)}, {"private_key", o.out},
+    std::printf("%s\n", nlohmann::json({{"kid", kid},
+                                        {"alg", crypto::algorithm_name(alg)},
+                                        {"private_key", o.out},
                                         {"public_key", pub}})
                             .dump(2)
                             .c_str());
   } else {
-    std::printf("%s key written to %s (public key %s)\nkid %s\n", crypto::algorithm_name(alg), o.out.c_str(),
-                pub.c_str(), kid.c_str());
+    std::printf("%s key written to %s (public key %s)\nkid %s\n", crypto::algorithm_name(alg),
+                o.out.c_str(), pub.c_str(), kid.c_str());
   }
   return Status();
 }
@@ -53,7 +56,8 @@ Status register_key(const RegisterOptions& o) {
   if (!pub.ok()) {
     // Accept a private key file too and register its public half.
     auto priv = crypto::PrivateKey::from_pem(as_string_view(pem));
-    if (!priv.ok()) return error(ErrorCode::kInvalidArgument, o.key + ": not a PEM public or private key");
+    if (!priv.ok())
+      return error(ErrorCode::kInvalidArgument, o.key + ": not a PEM public or private key");
     pub = priv->public_key();
   }
   ledger::KeyRegistration reg;
@@ -64,7 +68,8 @@ Status register_key(const RegisterOptions& o) {
   CUSTOS_ASSIGN_OR_RETURN(
       Bytes statement,
       sign_admin_statement(client, o.admin_key, std::string(ledger::kTypeKeyRegister),
-                           to_hex(pub->kid()), cbor::encode(ledger::key_registration_payload(reg))));
+                           to_hex(pub->kid()),
+                           cbor::encode(ledger::key_registration_payload(reg))));
   return submit_and_print(client, statement, o.json, "registered key " + to_hex(pub->kid()));
 }
 
@@ -81,9 +86,10 @@ Status revoke_key(const RevokeOptions& o) {
   CUSTOS_ASSIGN_OR_RETURN(rev.kid, hash_from_hex(o.kid));
   rev.reason = o.reason;
   NodeClient client(o.node);
-  CUSTOS_ASSIGN_OR_RETURN(Bytes statement,
-                          sign_admin_statement(client, o.admin_key, std::string(ledger::kTypeKeyRevoke), o.kid,
-                                               cbor::encode(ledger::key_revocation_payload(rev))));
+  CUSTOS_ASSIGN_OR_RETURN(
+      Bytes statement,
+      sign_admin_statement(client, o.admin_key, std::string(ledger::kTypeKeyRevoke), o.kid,
+                           cbor::encode(ledger::key_revocation_payload(rev))));
   return submit_and_print(client, statement, o.json, "revoked key " + o.kid);
 }
 
@@ -99,7 +105,8 @@ Status show_key(const std::string& node, const std::string& kid) {
 
 void add_key_commands(CLI::App& app) {
   auto kg = std::make_shared<KeygenOptions>();
-  CLI::App* cmd = app.add_subcommand("keygen", "Create a signing key (PKCS#8 PEM) and its public key (.pub)");
+  CLI::App* cmd =
+      app.add_subcommand("keygen", "Create a signing key (PKCS#8 PEM) and its public key (.pub)");
   cmd->add_option("--alg", kg->alg, "ed25519 or es256")->capture_default_str();
   cmd->add_option("--out", kg->out, "Private key file to write")->required();
   cmd->add_flag("--json", kg->json, "Print JSON");
@@ -113,9 +120,12 @@ void add_key_commands(CLI::App& app) {
   CLI::App* r = keys->add_subcommand("register", "Register a key (signed by an admin key)");
   r->add_option("--node", reg->node, "Node URL")->capture_default_str();
   r->add_option("--admin-key", reg->admin_key, "Admin private key PEM")->required();
-  r->add_option("--key", reg->key, "Public (or private) key PEM of the key to register")->required();
+  r->add_option("--key", reg->key, "Public (or private) key PEM of the key to register")
+      ->required();
   r->add_option("--name", reg->name, "Name recorded with the key");
-  r->add_option("--roles", reg->roles, "Roles: issuer, opaque, admin")->delimiter(',')->capture_default_str();
+  r->add_option("--roles", reg->roles, "Roles: issuer, opaque, admin")
+      ->delimiter(',')
+      ->capture_default_str();
   r->add_flag("--json", reg->json, "Print JSON");
   r->callback([reg] {
     if (Status s = register_key(*reg); !s.ok()) exit_status() = fail(s);

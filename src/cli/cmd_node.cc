@@ -36,7 +36,8 @@ Result<crypto::PrivateKey> load_private_key(const std::string& path) {
   return key;
 }
 
-Status write_key_pair(const std::string& dir, const std::string& name, const crypto::PrivateKey& key) {
+Status write_key_pair(const std::string& dir, const std::string& name,
+                      const crypto::PrivateKey& key) {
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(dir + "/" + name + ".key", key.to_pem(), 0600));
   return write_file_atomic(dir + "/" + name + ".pub", key.public_key().to_pem());
 }
@@ -49,12 +50,15 @@ Status ensure_dev_layout(const NodeOptions& o) {
   std::error_code ec;
   std::filesystem::create_directories(keys, ec);
   if (ec) return error(ErrorCode::kIo, "cannot create " + keys + ": " + ec.message());
-  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey node_key, crypto::PrivateKey::generate(crypto::Algorithm::kEd25519));
-  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey admin_key, crypto::PrivateKey::generate(crypto::Algorithm::kEd25519));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey node_key,
+                          crypto::PrivateKey::generate(crypto::Algorithm::kEd25519));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey admin_key,
+                          crypto::PrivateKey::generate(crypto::Algorithm::kEd25519));
   CUSTOS_RETURN_IF_ERROR(write_key_pair(keys, "node", node_key));
   CUSTOS_RETURN_IF_ERROR(write_key_pair(keys, "admin", admin_key));
-  std::string genesis = ledger::genesis_json("custos-dev", node::unix_time_ms(), {{"admin", admin_key.public_key()}},
-                                             {{o.name, node_key.public_key()}});
+  std::string genesis =
+      ledger::genesis_json("custos-dev", node::unix_time_ms(), {{"admin", admin_key.public_key()}},
+                           {{o.name, node_key.public_key()}});
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(o.genesis_path, genesis));
   spdlog::info("--dev: created a new consortium in {} (admin key {}/admin.key)", o.data_dir, keys);
   return Status();
@@ -62,7 +66,8 @@ Status ensure_dev_layout(const NodeOptions& o) {
 
 Result<std::pair<std::string, int>> parse_listen(const std::string& listen) {
   auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return error(ErrorCode::kInvalidArgument, "--listen must be HOST:PORT");
+  if (colon == std::string::npos)
+    return error(ErrorCode::kInvalidArgument, "--listen must be HOST:PORT");
   int port = 0;
   try {
     port = std::stoi(listen.substr(colon + 1));
@@ -82,7 +87,8 @@ Status run_node(NodeOptions o) {
   auto genesis_bytes = read_file(o.genesis_path, ledger::kGenesisBytesMax);
   if (!genesis_bytes.ok()) {
     return error(genesis_bytes.status().code(),
-                 genesis_bytes.status().message() + " (start with --dev to create a development consortium)");
+                 genesis_bytes.status().message() +
+                     " (start with --dev to create a development consortium)");
   }
   CUSTOS_ASSIGN_OR_RETURN(ledger::Genesis genesis, ledger::parse_genesis(*genesis_bytes));
   CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey node_key, load_private_key(o.node_key_path));
@@ -103,9 +109,10 @@ Status run_node(NodeOptions o) {
   api::Server server(*node);
   CUSTOS_RETURN_IF_ERROR(server.bind(listen.first, listen.second));
   ledger::Head head = node->ledger().head();
-  spdlog::info("custos node '{}' of consortium '{}' listening on http://{}:{} (log size {}, height {})",
-               node->ledger().node_name(), node->ledger().genesis().consortium, listen.first, server.port(),
-               head.log_size, head.height);
+  spdlog::info(
+      "custos node '{}' of consortium '{}' listening on http://{}:{} (log size {}, height {})",
+      node->ledger().node_name(), node->ledger().genesis().consortium, listen.first, server.port(),
+      head.log_size, head.height);
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -125,16 +132,20 @@ Status run_node(NodeOptions o) {
 void add_node_command(CLI::App& app) {
   auto o = std::make_shared<NodeOptions>();
   CLI::App* cmd = app.add_subcommand("node", "Run a custos node");
-  cmd->add_option("--data-dir", o->data_dir, "Data directory (RocksDB, keys, genesis)")->capture_default_str();
+  cmd->add_option("--data-dir", o->data_dir, "Data directory (RocksDB, keys, genesis)")
+      ->capture_default_str();
   cmd->add_option("--listen", o->listen, "HTTP address HOST:PORT")->capture_default_str();
   cmd->add_flag("--dev", o->dev, "Create a one-node development consortium on first start");
   cmd->add_option("--genesis", o->genesis_path, "Genesis file (default DATA_DIR/genesis.json)");
-  cmd->add_option("--node-key", o->node_key_path, "Node private key PEM (default DATA_DIR/keys/node.key)");
+  cmd->add_option("--node-key", o->node_key_path,
+                  "Node private key PEM (default DATA_DIR/keys/node.key)");
   cmd->add_option("--name", o->name, "Node name (receipt issuer)")->capture_default_str();
-  cmd->add_option("--block-interval-ms", o->block_interval_ms, "Longest wait for more statements per block")
+  cmd->add_option("--block-interval-ms", o->block_interval_ms,
+                  "Longest wait for more statements per block")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error")->capture_default_str();
+  cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
   cmd->callback([o] {
     Status s = run_node(*o);
     if (!s.ok()) exit_status() = fail(s);

@@ -26,7 +26,8 @@ namespace {
 Result<Bytes> read_input(const std::string& path) {
   if (path != "-") return read_file(path, limits::kStatementBytesMax);
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  if (text.size() > limits::kStatementBytesMax) return error(ErrorCode::kTooLarge, "standard input too large");
+  if (text.size() > limits::kStatementBytesMax)
+    return error(ErrorCode::kTooLarge, "standard input too large");
   return to_bytes(text);
 }
 
@@ -45,34 +46,41 @@ struct SignOptions {
 Status sign(const SignOptions& o) {
   CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey key, load_private_key(o.key));
   const int inputs = !o.json_path.empty() + !o.cbor_path.empty() + !o.raw_path.empty();
-  if (inputs != 1) return error(ErrorCode::kInvalidArgument, "give exactly one of --json, --cbor, --payload");
+  if (inputs != 1)
+    return error(ErrorCode::kInvalidArgument, "give exactly one of --json, --cbor, --payload");
   Bytes payload;
   if (!o.json_path.empty()) {
     CUSTOS_ASSIGN_OR_RETURN(Bytes text, read_input(o.json_path));
     json doc = json::parse(text.begin(), text.end(), nullptr, false);
-    if (doc.is_discarded()) return error(ErrorCode::kInvalidArgument, o.json_path + ": not valid JSON");
+    if (doc.is_discarded())
+      return error(ErrorCode::kInvalidArgument, o.json_path + ": not valid JSON");
     CUSTOS_ASSIGN_OR_RETURN(cbor::Value v, cbor::from_json(doc));
     payload = cbor::encode(v);
   } else if (!o.cbor_path.empty()) {
     CUSTOS_ASSIGN_OR_RETURN(payload, read_input(o.cbor_path));
     auto v = cbor::decode(payload);
-    if (!v.ok()) return error(ErrorCode::kInvalidArgument, o.cbor_path + ": " + v.status().message());
+    if (!v.ok())
+      return error(ErrorCode::kInvalidArgument, o.cbor_path + ": " + v.status().message());
   } else {
     CUSTOS_ASSIGN_OR_RETURN(payload, read_input(o.raw_path));
   }
   cose::StatementHeader h;
-  h.content_type = o.type.empty() ? (o.raw_path.empty() ? "application/cbor" : "application/octet-stream") : o.type;
+  h.content_type = o.type.empty()
+                       ? (o.raw_path.empty() ? "application/cbor" : "application/octet-stream")
+                       : o.type;
   h.issuer = o.issuer;
   h.subject = o.subject;
-  h.issued_at_s = o.issued_at_s ? o.issued_at_s
-                                : static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                                            std::chrono::system_clock::now().time_since_epoch())
-                                                            .count());
+  h.issued_at_s =
+      o.issued_at_s ? o.issued_at_s
+                    : static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  const std::string seq_file = o.sequence_file.empty() ? o.key + ".seq" : o.sequence_file;
   if (o.sequence) {
     h.sequence = o.sequence;
+    CUSTOS_RETURN_IF_ERROR(note_sequence_in_file(seq_file, o.sequence));
   } else {
-    CUSTOS_ASSIGN_OR_RETURN(h.sequence,
-                            take_sequence_from_file(o.sequence_file.empty() ? o.key + ".seq" : o.sequence_file));
+    CUSTOS_ASSIGN_OR_RETURN(h.sequence, take_sequence_from_file(seq_file));
   }
   Bytes statement = cose::sign_statement(key, h, payload);
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(o.out, statement));
@@ -103,13 +111,15 @@ Status submit(const SubmitOptions& o) {
     items.push_back(cbor::Value::bytes(std::move(statement)));
   }
   Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
-  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
-                          client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
+  CUSTOS_ASSIGN_OR_RETURN(
+      HttpReply reply,
+      client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
   if (!reply.ok()) return reply_error(reply);
   json doc = json::parse(reply.body, nullptr, false);
   std::printf("%s\n", doc.dump(2).c_str());
   for (const auto& r : doc.value("results", json::array())) {
-    if (r.value("status", "") == "refused") return error(ErrorCode::kPolicy, "some statements were refused");
+    if (r.value("status", "") == "refused")
+      return error(ErrorCode::kPolicy, "some statements were refused");
   }
   return Status();
 }
@@ -129,7 +139,8 @@ Status get(const std::string& node, const std::string& id, const std::string& ou
 
 Status receipt(const std::string& node, const std::string& id, const std::string& out) {
   NodeClient client(node);
-  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/entries/" + id + "/receipt", "application/cose"));
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
+                          client.get("/v1/entries/" + id + "/receipt", "application/cose"));
   if (!reply.ok()) return reply_error(reply);
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(out, reply.body));
   std::fprintf(stderr, "receipt (%zu bytes) -> %s\n", reply.body.size(), out.c_str());
@@ -156,8 +167,10 @@ Status verify(const VerifyOptions& o, std::string* summary) {
     CUSTOS_ASSIGN_OR_RETURN(Bytes gbytes, read_file(o.genesis, ledger::kGenesisBytesMax));
     CUSTOS_ASSIGN_OR_RETURN(ledger::Genesis g, ledger::parse_genesis(gbytes));
     const ledger::NamedKey* n = g.find_node(receipt.header.kid);
-    if (!n) return error(ErrorCode::kBadSignature, "receipt signed by kid " + to_hex(receipt.header.kid) +
-                                                       ", which is not a node of consortium " + g.consortium);
+    if (!n)
+      return error(ErrorCode::kBadSignature, "receipt signed by kid " + to_hex(receipt.header.kid) +
+                                                 ", which is not a node of consortium " +
+                                                 g.consortium);
     node_key = n->key;
     node_name = n->name;
   } else {
@@ -180,22 +193,28 @@ Status verify(const VerifyOptions& o, std::string* summary) {
   *summary = o.json ? j.dump(2)
                     : "valid: entry " + to_hex(crypto::sha256(statement)) + " is leaf " +
                           std::to_string(receipt.proof.leaf_index) + " of a log of " +
-                          std::to_string(receipt.proof.tree_size) + " entries, receipt signed by " + node_name +
-                          " (" + to_hex(receipt.header.kid).substr(0, 16) + "...)";
+                          std::to_string(receipt.proof.tree_size) + " entries, receipt signed by " +
+                          node_name + " (" + to_hex(receipt.header.kid).substr(0, 16) + "...)";
   return Status();
 }
 
-Status checkpoint(const std::string& node, const std::string& out, const std::string& node_key_path) {
+Status checkpoint(const std::string& node, const std::string& out,
+                  const std::string& node_key_path) {
   NodeClient client(node);
   CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get("/v1/checkpoint", "application/cose"));
   if (!reply.ok()) return reply_error(reply);
   if (!out.empty()) CUSTOS_RETURN_IF_ERROR(write_file_atomic(out, reply.body));
   if (!node_key_path.empty()) {
     CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(node_key_path, 64 * 1024));
-    CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey key, crypto::PublicKey::from_pem(as_string_view(pem)));
-    CUSTOS_ASSIGN_OR_RETURN(ledger::BlockHeader h, ledger::verify_checkpoint(as_view(reply.body), key));
-    std::printf("%s\n", json({{"valid", true}, {"height", h.height}, {"log_size", h.log_size},
-                              {"root", to_hex(h.root)}, {"time_ms", h.time_ms}})
+    CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey key,
+                            crypto::PublicKey::from_pem(as_string_view(pem)));
+    CUSTOS_ASSIGN_OR_RETURN(ledger::BlockHeader h,
+                            ledger::verify_checkpoint(as_view(reply.body), key));
+    std::printf("%s\n", json({{"valid", true},
+                              {"height", h.height},
+                              {"log_size", h.log_size},
+                              {"root", to_hex(h.root)},
+                              {"time_ms", h.time_ms}})
                             .dump(2)
                             .c_str());
     return Status();
@@ -251,7 +270,8 @@ Status inspect(const std::string& path) {
   cbor::DecodeOptions lenient;
   lenient.require_deterministic = false;
   CUSTOS_ASSIGN_OR_RETURN(cbor::Value v, cbor::decode(bytes, lenient));
-  std::printf("%zu bytes: %s\n\n%s\n", bytes.size(), to_hex(bytes).c_str(), cbor::diagnostic(v).c_str());
+  std::printf("%zu bytes: %s\n\n%s\n", bytes.size(), to_hex(bytes).c_str(),
+              cbor::diagnostic(v).c_str());
   const cbor::Value* body = &v;
   if (v.is(cbor::Type::kTag) && v.tag_number() == cose::kTagSign1) body = &v.tag_content();
   if (!body->is(cbor::Type::kArray) || body->as_array().size() != 4) return Status();
@@ -264,8 +284,10 @@ Status inspect(const std::string& path) {
   nested("protected header", a[0]);
   nested("payload", a[2]);
   if (const cbor::Value* vdp = a[1].find(cose::kHeaderVdp); vdp && vdp->is(cbor::Type::kMap)) {
-    if (const cbor::Value* proofs = vdp->find(cose::kVdpInclusion); proofs && proofs->is(cbor::Type::kArray)) {
-      for (const auto& p : proofs->as_array()) nested("inclusion proof [tree_size, leaf_index, path]", p);
+    if (const cbor::Value* proofs = vdp->find(cose::kVdpInclusion);
+        proofs && proofs->is(cbor::Type::kArray)) {
+      for (const auto& p : proofs->as_array())
+        nested("inclusion proof [tree_size, leaf_index, path]", p);
     }
   }
   return Status();
@@ -289,14 +311,16 @@ void add_statement_commands(CLI::App& app) {
   s->add_option("--seq", so->sequence, "Sequence number (default: next from the sequence file)");
   s->add_option("--seq-file", so->sequence_file, "Sequence file (default KEY.seq)");
   s->add_option("--iat", so->issued_at_s, "Issued-at, seconds since 1970 (default now)");
-  s->add_option("--json", so->json_path, "JSON payload file ('-' = stdin), signed as deterministic CBOR");
+  s->add_option("--json", so->json_path,
+                "JSON payload file ('-' = stdin), signed as deterministic CBOR");
   s->add_option("--cbor", so->cbor_path, "Deterministic CBOR payload file");
   s->add_option("--payload", so->raw_path, "Raw payload bytes (opaque content types)");
   s->add_option("--out", so->out, "Statement file to write")->required();
   s->callback([so] { run([&] { return sign(*so); }); });
 
   auto sub = std::make_shared<SubmitOptions>();
-  CLI::App* sm = app.add_subcommand("submit", "Submit statements and wait until they are registered");
+  CLI::App* sm =
+      app.add_subcommand("submit", "Submit statements and wait until they are registered");
   sm->add_option("--node", sub->node, "Node URL")->capture_default_str();
   sm->add_flag("--batch", sub->batch, "Send all files in one batch request");
   sm->add_flag("--json", sub->json, "Print JSON");
@@ -336,25 +360,30 @@ void add_statement_commands(CLI::App& app) {
         std::printf("%s\n", json({{"valid", false}, {"reason", st.to_string()}}).dump(2).c_str());
       }
       std::fprintf(stderr, "invalid: %s\n", st.to_string().c_str());
-      exit_status() = st.code() == ErrorCode::kNotFound || st.code() == ErrorCode::kIo ? kExitUsage : kExitRefused;
+      exit_status() = st.code() == ErrorCode::kNotFound || st.code() == ErrorCode::kIo
+                          ? kExitUsage
+                          : kExitRefused;
     }
   });
 
   auto co = std::make_shared<std::array<std::string, 3>>();
   (*co)[0] = kDefaultNodeUrl;
-  CLI::App* c = app.add_subcommand("checkpoint", "Show (and optionally verify or save) the newest signed checkpoint");
+  CLI::App* c = app.add_subcommand(
+      "checkpoint", "Show (and optionally verify or save) the newest signed checkpoint");
   c->add_option("--node", (*co)[0], "Node URL")->capture_default_str();
   c->add_option("--out", (*co)[1], "Save the COSE checkpoint here");
   c->add_option("--node-key", (*co)[2], "Verify it with this node public key PEM");
   c->callback([co] { run([&] { return checkpoint((*co)[0], (*co)[1], (*co)[2]); }); });
 
   auto io = std::make_shared<std::string>();
-  CLI::App* in = app.add_subcommand("inspect", "Show a statement, receipt or any CBOR file in diagnostic notation");
+  CLI::App* in = app.add_subcommand(
+      "inspect", "Show a statement, receipt or any CBOR file in diagnostic notation");
   in->add_option("file", *io, "File to show")->required();
   in->callback([io] { run([&] { return inspect(*io); }); });
 
   auto eo = std::make_shared<EntriesOptions>();
-  CLI::App* e = app.add_subcommand("entries", "List entries by issuer, subject, type and time (JSON pages)");
+  CLI::App* e =
+      app.add_subcommand("entries", "List entries by issuer, subject, type and time (JSON pages)");
   e->add_option("--node", eo->node, "Node URL")->capture_default_str();
   e->add_option("--issuer", eo->issuer, "CWT issuer");
   e->add_option("--subject", eo->subject, "CWT subject");

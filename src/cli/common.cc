@@ -23,7 +23,8 @@ NodeClient::~NodeClient() = default;
 namespace {
 Result<HttpReply> convert(const httplib::Result& res, const std::string& url) {
   if (!res) {
-    return error(ErrorCode::kIo, "cannot reach the node at " + url + " (" + httplib::to_string(res.error()) + ")");
+    return error(ErrorCode::kIo,
+                 "cannot reach the node at " + url + " (" + httplib::to_string(res.error()) + ")");
   }
   return HttpReply{res->status, res->get_header_value("Content-Type"), res->body};
 }
@@ -33,7 +34,8 @@ Result<HttpReply> NodeClient::get(const std::string& path, const std::string& ac
   return convert(impl_->client.Get(path, {{"Accept", accept}}), url_);
 }
 
-Result<HttpReply> NodeClient::post(const std::string& path, const std::string& body, const std::string& content_type) {
+Result<HttpReply> NodeClient::post(const std::string& path, const std::string& body,
+                                   const std::string& content_type) {
   return convert(impl_->client.Post(path, body, content_type), url_);
 }
 
@@ -60,12 +62,16 @@ int& exit_status() {
 
 int exit_code_for(const Status& status) {
   switch (status.code()) {
-    case ErrorCode::kOk: return kExitOk;
+    case ErrorCode::kOk:
+      return kExitOk;
     case ErrorCode::kIo:
-    case ErrorCode::kUnavailable: return kExitIo;
+    case ErrorCode::kUnavailable:
+      return kExitIo;
     case ErrorCode::kInvalidArgument:
-    case ErrorCode::kNotFound: return kExitUsage;
-    default: return kExitRefused;
+    case ErrorCode::kNotFound:
+      return kExitUsage;
+    default:
+      return kExitRefused;
   }
 }
 

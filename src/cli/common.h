@@ -16,9 +16,9 @@ namespace custos::cli {
 
 // Exit codes (docs/operations.md).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitRefused = 1;   // verification failed, statement refused
-inline constexpr int kExitUsage = 2;     // bad arguments or input files
-inline constexpr int kExitIo = 3;        // node unreachable, I/O error
+inline constexpr int kExitRefused = 1;  // verification failed, statement refused
+inline constexpr int kExitUsage = 2;    // bad arguments or input files
+inline constexpr int kExitIo = 3;       // node unreachable, I/O error
 
 inline constexpr const char* kDefaultNodeUrl = "http://127.0.0.1:8080";
 
@@ -35,7 +35,8 @@ class NodeClient {
   explicit NodeClient(const std::string& url);
   ~NodeClient();
   Result<HttpReply> get(const std::string& path, const std::string& accept = "application/json");
-  Result<HttpReply> post(const std::string& path, const std::string& body, const std::string& content_type);
+  Result<HttpReply> post(const std::string& path, const std::string& body,
+                         const std::string& content_type);
   const std::string& url() const { return url_; }
 
  private:

@@ -11,7 +11,8 @@ namespace custos::cli {
 std::string public_key_path(const std::string& private_key_path) {
   const std::string suffix = ".key";
   if (private_key_path.size() > suffix.size() &&
-      private_key_path.compare(private_key_path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      private_key_path.compare(private_key_path.size() - suffix.size(), suffix.size(), suffix) ==
+          0) {
     return private_key_path.substr(0, private_key_path.size() - suffix.size()) + ".pub";
   }
   return private_key_path + ".pub";
@@ -24,21 +25,31 @@ Result<crypto::PrivateKey> load_private_key(const std::string& path) {
   return key;
 }
 
-Result<uint64_t> take_sequence_from_file(const std::string& path) {
-  uint64_t last = 0;
+namespace {
+Result<uint64_t> read_sequence_file(const std::string& path) {
   auto bytes = read_file(path, 64);
-  if (bytes.ok()) {
-    std::string text(bytes->begin(), bytes->end());
-    try {
-      last = std::stoull(text);
-    } catch (...) {
-      return error(ErrorCode::kInvalidArgument, path + ": not a sequence number");
-    }
-  } else if (bytes.status().code() != ErrorCode::kNotFound) {
+  if (!bytes.ok()) {
+    if (bytes.status().code() == ErrorCode::kNotFound) return uint64_t{0};
     return bytes.status();
   }
+  try {
+    return static_cast<uint64_t>(std::stoull(std::string(bytes->begin(), bytes->end())));
+  } catch (...) {
+    return error(ErrorCode::kInvalidArgument, path + ": not a sequence number");
+  }
+}
+}  // namespace
+
+Result<uint64_t> take_sequence_from_file(const std::string& path) {
+  CUSTOS_ASSIGN_OR_RETURN(uint64_t last, read_sequence_file(path));
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(path, std::to_string(last + 1) + "\n"));
   return last + 1;
+}
+
+Status note_sequence_in_file(const std::string& path, uint64_t used) {
+  CUSTOS_ASSIGN_OR_RETURN(uint64_t last, read_sequence_file(path));
+  if (used <= last) return Status();
+  return write_file_atomic(path, std::to_string(used) + "\n");
 }
 
 Result<KeyInfo> fetch_key_info(NodeClient& client, const Hash256& kid) {
@@ -60,16 +71,18 @@ Result<Bytes> sign_admin_statement(NodeClient& client, const std::string& admin_
   h.content_type = content_type;
   h.issuer = info.name;
   h.subject = subject;
-  h.issued_at_s = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  h.issued_at_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
   h.sequence = info.last_sequence + 1;
   return cose::sign_statement(admin, h, payload);
 }
 
-Status submit_and_print(NodeClient& client, const Bytes& statement, bool json, const std::string& message) {
-  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
-                          client.post("/v1/entries", std::string(statement.begin(), statement.end()),
-                                      "application/cose"));
+Status submit_and_print(NodeClient& client, const Bytes& statement, bool json,
+                        const std::string& message) {
+  CUSTOS_ASSIGN_OR_RETURN(
+      HttpReply reply, client.post("/v1/entries", std::string(statement.begin(), statement.end()),
+                                   "application/cose"));
   if (!reply.ok()) return reply_error(reply);
   auto doc = nlohmann::json::parse(reply.body, nullptr, false);
   if (json) {

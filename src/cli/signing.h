@@ -16,6 +16,9 @@ Result<crypto::PrivateKey> load_private_key(const std::string& path);
 // from the command line never reuses one (a reuse is refused as a replay).
 // Returns the next number and records it before returning (fsynced).
 Result<uint64_t> take_sequence_from_file(const std::string& path);
+// Records that `used` was signed with explicitly, so that later numbers taken
+// from the file stay above it.
+Status note_sequence_in_file(const std::string& path, uint64_t used);
 
 struct KeyInfo {
   std::string name;
@@ -31,6 +34,7 @@ Result<Bytes> sign_admin_statement(NodeClient& client, const std::string& admin_
                                    const Bytes& payload);
 
 // POSTs one statement and prints the node's answer (or `message` + id).
-Status submit_and_print(NodeClient& client, const Bytes& statement, bool json, const std::string& message);
+Status submit_and_print(NodeClient& client, const Bytes& statement, bool json,
+                        const std::string& message);
 
 }  // namespace custos::cli

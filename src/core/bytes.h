@@ -22,7 +22,9 @@ inline ByteView as_view(std::string_view s) {
 inline std::string_view as_string_view(ByteView b) {
   return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
 }
-inline Bytes to_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
+inline Bytes to_bytes(std::string_view s) {
+  return Bytes(s.begin(), s.end());
+}
 
 // Lower-case hex.
 std::string to_hex(ByteView bytes);

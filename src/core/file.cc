@@ -28,7 +28,8 @@ Result<Bytes> read_file(const std::string& path, size_t max_bytes) {
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > max_bytes) {
       ::close(fd);
-      return error(ErrorCode::kTooLarge, path + ": larger than " + std::to_string(max_bytes) + " bytes");
+      return error(ErrorCode::kTooLarge,
+                   path + ": larger than " + std::to_string(max_bytes) + " bytes");
     }
     out.insert(out.end(), buf, buf + n);
   }
@@ -51,8 +52,10 @@ Status write_file_atomic(const std::string& path, ByteView data, unsigned mode) 
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return error(ErrorCode::kIo, tmp + ": " + std::strerror(errno));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return error(ErrorCode::kIo, path + ": " + std::strerror(errno));
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    return error(ErrorCode::kIo, tmp + ": " + std::strerror(errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return error(ErrorCode::kIo, path + ": " + std::strerror(errno));
   return Status();
 }
 

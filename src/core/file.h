@@ -15,7 +15,8 @@ Result<Bytes> read_file(const std::string& path, size_t max_bytes = kFileBytesMa
 // or the new content, never a torn one. `mode` applies to new files (0600
 // for private keys).
 Status write_file_atomic(const std::string& path, ByteView data, unsigned mode = 0644);
-inline Status write_file_atomic(const std::string& path, std::string_view text, unsigned mode = 0644) {
+inline Status write_file_atomic(const std::string& path, std::string_view text,
+                                unsigned mode = 0644) {
   return write_file_atomic(path, as_view(text), mode);
 }
 bool file_exists(const std::string& path);

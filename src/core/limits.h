@@ -8,12 +8,12 @@
 namespace custos::limits {
 
 // --- Statements (COSE_Sign1) ---
-inline constexpr size_t kStatementBytesMax = 64 * 1024;      // one signed statement
+inline constexpr size_t kStatementBytesMax = 64 * 1024;       // one signed statement
 inline constexpr size_t kProtectedHeaderBytesMax = 2 * 1024;  // encoded protected header
 inline constexpr size_t kUnprotectedHeaderEntriesMax = 16;
-inline constexpr size_t kTextFieldBytesMax = 256;  // iss, sub, content type
-inline constexpr size_t kCborDepthMax = 16;        // nesting of arrays/maps/tags
-inline constexpr size_t kCborItemsMax = 16 * 1024; // data items in one decoded value
+inline constexpr size_t kTextFieldBytesMax = 256;   // iss, sub, content type
+inline constexpr size_t kCborDepthMax = 16;         // nesting of arrays/maps/tags
+inline constexpr size_t kCborItemsMax = 16 * 1024;  // data items in one decoded value
 
 // --- Receipts ---
 inline constexpr size_t kReceiptBytesMax = 8 * 1024;
@@ -21,10 +21,11 @@ inline constexpr size_t kProofHashesMax = 64;  // a 2^64-leaf tree needs at most
 
 // --- HTTP API ---
 inline constexpr size_t kHttpBodyBytesMax = 8 * 1024 * 1024;  // batch of statements
-inline constexpr size_t kBatchStatementsMax = 1024;          // statements in one batch request
-inline constexpr int kHttpReadTimeoutMs = 5000;              // slow clients are cut off
+inline constexpr size_t kBatchStatementsMax = 1024;           // statements in one batch request
+inline constexpr int kHttpReadTimeoutMs = 5000;               // slow clients are cut off
 inline constexpr int kHttpWriteTimeoutMs = 5000;
-inline constexpr size_t kHttpWorkerThreads = 64;     // concurrent connections served
+inline constexpr int kHttpKeepAliveIdleS = 5;  // idle keep-alive connection closed after
+inline constexpr size_t kHttpWorkerThreads = 64;            // concurrent connections served
 inline constexpr size_t kHttpPendingConnectionsMax = 1024;  // accepted, waiting for a worker
 inline constexpr size_t kQueryPageEntriesMax = 1000;
 inline constexpr size_t kQueryPageEntriesDefault = 100;
@@ -33,7 +34,7 @@ inline constexpr size_t kQueryPageEntriesDefault = 100;
 inline constexpr size_t kPendingStatementsMax = 65536;  // admitted, not yet in a block
 inline constexpr size_t kBlockEntriesMax = 4096;
 inline constexpr size_t kBlockBytesMax = 16 * 1024 * 1024;
-inline constexpr int kBlockIntervalMsDefault = 5;  // longest a statement waits for its block
+inline constexpr int kBlockIntervalMsDefault = 5;     // longest a statement waits for its block
 inline constexpr int kRegistrationTimeoutMs = 30000;  // client gives up waiting for durability
 
 }  // namespace custos::limits

@@ -52,13 +52,15 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status error(ErrorCode code, std::string message) { return Status(code, std::move(message)); }
+inline Status error(ErrorCode code, std::string message) {
+  return Status(code, std::move(message));
+}
 
 // A value or the Status explaining why there is none.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(data_).ok() && "Result built from an ok Status");
   }
@@ -92,9 +94,9 @@ class [[nodiscard]] Result {
 }  // namespace custos
 
 // Propagate a failed Status/Result from the enclosing function.
-#define CUSTOS_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    auto custos_status_ = (expr);             \
+#define CUSTOS_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    auto custos_status_ = (expr);                    \
     if (!custos_status_.ok()) return custos_status_; \
   } while (0)
 

@@ -19,7 +19,8 @@ class Auditor {
   Auditor(storage::Store& store, AuditReport* report) : store_(store), report_(report) {}
 
   Status run(const std::function<void(const AuditReport&)>& progress) {
-    CUSTOS_ASSIGN_OR_RETURN(Bytes genesis_bytes, store_.get(Column::kMeta, as_view(records::kMetaGenesis)));
+    CUSTOS_ASSIGN_OR_RETURN(Bytes genesis_bytes,
+                            store_.get(Column::kMeta, as_view(records::kMetaGenesis)));
     CUSTOS_ASSIGN_OR_RETURN(genesis_, parse_genesis(genesis_bytes));
     for (const auto& admin : genesis_.admins) keys_.add_genesis_admin(admin);
     CUSTOS_ASSIGN_OR_RETURN(Bytes head, store_.get(Column::kMeta, as_view(records::kMetaHead)));
@@ -49,16 +50,20 @@ class Auditor {
     if (hd.height != height) return fail(height, "header says height " + std::to_string(hd.height));
     if (hd.prev_hash != prev_hash_) return fail(height, "previous-header hash breaks the chain");
     if (hd.time_ms < prev_time_ms_) return fail(height, "block time goes back");
-    if (height == 0 && (!hd.genesis_hash || *hd.genesis_hash != genesis_.hash || hd.log_size != 0)) {
+    if (height == 0 &&
+        (!hd.genesis_hash || *hd.genesis_hash != genesis_.hash || hd.log_size != 0)) {
       return fail(height, "block 0 does not commit to this genesis file");
     }
     const NamedKey* proposer = genesis_.find_node(hd.proposer);
-    if (!proposer) return fail(height, "proposer " + to_hex(hd.proposer) + " is not a genesis node");
+    if (!proposer)
+      return fail(height, "proposer " + to_hex(hd.proposer) + " is not a genesis node");
     Status sigs = verify_block_signatures(b, proposer->key);
     if (!sigs.ok()) return sigs;
     report_->signatures_verified += 2;
-    if (hd.log_size != frontier_.size() + hd.entry_count) return fail(height, "log size does not add up");
-    for (uint64_t i = frontier_.size(); i < hd.log_size; ++i) CUSTOS_RETURN_IF_ERROR(check_entry(height, i));
+    if (hd.log_size != frontier_.size() + hd.entry_count)
+      return fail(height, "log size does not add up");
+    for (uint64_t i = frontier_.size(); i < hd.log_size; ++i)
+      CUSTOS_RETURN_IF_ERROR(check_entry(height, i));
     if (frontier_.root() != hd.root) return fail(height, "Merkle root does not match the entries");
     prev_hash_ = b.header_hash();
     prev_time_ms_ = hd.time_ms;
@@ -74,23 +79,28 @@ class Auditor {
     if (!st.ok()) return fail(height, where + ": " + st.status().message());
     const KeyState* signer = keys_.find(st->header.kid);
     if (!signer) return fail(height, where + ": signed by an unregistered key");
-    if (!cose::verify_statement(*st, signer->key).ok()) return fail(height, where + ": signature does not verify");
+    if (!cose::verify_statement(*st, signer->key).ok())
+      return fail(height, where + ": signature does not verify");
     ++report_->signatures_verified;
-    if (!check_content(*st, signer->roles).ok()) return fail(height, where + ": refused by the content policy");
+    if (!check_content(*st, signer->roles).ok())
+      return fail(height, where + ": refused by the content policy");
     auto outcome = keys_.apply(*st, index);
-    if (!outcome.ok()) return fail(height, where + ": registration policy: " + outcome.status().message());
+    if (!outcome.ok())
+      return fail(height, where + ": registration policy: " + outcome.status().message());
     keys_.take_changed();
     if (outcome->gap()) ++report_->sequence_gaps;
 
     const Hash256 id = crypto::sha256(*bytes);
     auto loc = store_.get(Column::kEntryIds, id);
-    auto decoded = loc.ok() ? records::EntryLocation::decode(*loc) : Result<records::EntryLocation>(loc.status());
+    auto decoded = loc.ok() ? records::EntryLocation::decode(*loc)
+                            : Result<records::EntryLocation>(loc.status());
     if (!decoded.ok() || decoded->index != index || decoded->height != height) {
       return fail(height, where + ": id map does not point back to it");
     }
     const merkle::Hash leaf = merkle::leaf_hash(*bytes);
     auto stored_leaf = records::StoreNodeReader(store_).perfect_subtree(0, index);
-    if (!stored_leaf.ok() || *stored_leaf != leaf) return fail(height, where + ": stored leaf hash differs");
+    if (!stored_leaf.ok() || *stored_leaf != leaf)
+      return fail(height, where + ": stored leaf hash differs");
     frontier_.append(leaf, [](const merkle::Frontier::NewNode&) {});
     ++report_->entries;
     return Status();
@@ -98,10 +108,11 @@ class Auditor {
 
   Status check_no_entries_after(uint64_t size) {
     bool extra = false;
-    CUSTOS_RETURN_IF_ERROR(store_.scan(Column::kEntries, records::be64_key(size), {}, [&](ByteView, ByteView) {
-      extra = true;
-      return false;
-    }));
+    CUSTOS_RETURN_IF_ERROR(
+        store_.scan(Column::kEntries, records::be64_key(size), {}, [&](ByteView, ByteView) {
+          extra = true;
+          return false;
+        }));
     if (extra) return error(ErrorCode::kCorruption, "entries stored beyond the newest block");
     return Status();
   }

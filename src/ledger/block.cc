@@ -12,7 +12,8 @@ using cbor::Value;
 Result<uint64_t> get_uint(const Value& map, const char* key) {
   const Value* v = map.find(key);
   if (!v || !v->is(cbor::Type::kUnsigned)) {
-    return error(ErrorCode::kMalformed, std::string("block header: '") + key + "' must be an unsigned integer");
+    return error(ErrorCode::kMalformed,
+                 std::string("block header: '") + key + "' must be an unsigned integer");
   }
   return v->as_uint();
 }
@@ -35,7 +36,9 @@ Result<Bytes> get_bytes(const Value& map, const char* key) {
   return v->as_bytes();
 }
 
-Value hash_value(const Hash256& h) { return Value::bytes(ByteView(h)); }
+Value hash_value(const Hash256& h) {
+  return Value::bytes(ByteView(h));
+}
 }  // namespace
 
 Bytes BlockHeader::encode() const {
@@ -69,7 +72,9 @@ Result<BlockHeader> BlockHeader::decode(ByteView bytes) {
   return h;
 }
 
-Hash256 BlockRecord::header_hash() const { return crypto::sha256(header_bytes); }
+Hash256 BlockRecord::header_hash() const {
+  return crypto::sha256(header_bytes);
+}
 
 Bytes BlockRecord::encode() const {
   cbor::Map m;
@@ -114,7 +119,8 @@ Result<BlockHeader> verify_checkpoint(ByteView checkpoint, const crypto::PublicK
   if (!s.payload) return error(ErrorCode::kMalformed, "checkpoint: payload is detached");
   Bytes expected = checkpoint_protected_bytes(node_key.algorithm(), node_key.kid());
   if (s.protected_bytes != expected) {
-    return error(ErrorCode::kBadSignature, "checkpoint: protected header does not name this node key");
+    return error(ErrorCode::kBadSignature,
+                 "checkpoint: protected header does not name this node key");
   }
   Status st = node_key.verify(cose::sig_structure(s.protected_bytes, {}, *s.payload), s.signature);
   if (!st.ok()) return error(ErrorCode::kBadSignature, "checkpoint: signature does not verify");
@@ -140,15 +146,17 @@ BlockRecord seal_block(const BlockHeader& header, const crypto::PrivateKey& node
 
 Status verify_block_signatures(const BlockRecord& block, const crypto::PublicKey& node_key) {
   Bytes cp = checkpoint_protected_bytes(node_key.algorithm(), node_key.kid());
-  if (!node_key.verify(cose::sig_structure(cp, {}, block.header_bytes), block.checkpoint_signature).ok()) {
+  if (!node_key.verify(cose::sig_structure(cp, {}, block.header_bytes), block.checkpoint_signature)
+           .ok()) {
     return error(ErrorCode::kBadSignature, "block " + std::to_string(block.header.height) +
                                                ": checkpoint signature does not verify");
   }
-  if (!node_key.verify(cose::sig_structure(block.receipt_protected, {}, block.header.root),
-                       block.root_signature)
+  if (!node_key
+           .verify(cose::sig_structure(block.receipt_protected, {}, block.header.root),
+                   block.root_signature)
            .ok()) {
-    return error(ErrorCode::kBadSignature,
-                 "block " + std::to_string(block.header.height) + ": root signature does not verify");
+    return error(ErrorCode::kBadSignature, "block " + std::to_string(block.header.height) +
+                                               ": root signature does not verify");
   }
   return Status();
 }

@@ -14,7 +14,7 @@ namespace custos::ledger {
 
 struct BlockHeader {
   uint64_t height = 0;
-  Hash256 prev_hash{};  // zeros for block 0
+  Hash256 prev_hash{};    // zeros for block 0
   uint64_t log_size = 0;  // entries in the log after this block
   Hash256 root{};         // RFC 9162 root at log_size
   uint64_t time_ms = 0;   // registration time of every entry in the block

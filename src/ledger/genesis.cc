@@ -18,7 +18,8 @@ namespace {
 Result<std::vector<NamedKey>> parse_keys(const nlohmann::json& doc, const char* field) {
   auto it = doc.find(field);
   if (it == doc.end() || !it->is_array() || it->empty()) {
-    return error(ErrorCode::kInvalidArgument, std::string("genesis: '") + field + "' must be a non-empty array");
+    return error(ErrorCode::kInvalidArgument,
+                 std::string("genesis: '") + field + "' must be a non-empty array");
   }
   if (it->size() > kGenesisKeysMax) {
     return error(ErrorCode::kTooLarge, std::string("genesis: too many entries in '") + field + "'");
@@ -27,13 +28,14 @@ Result<std::vector<NamedKey>> parse_keys(const nlohmann::json& doc, const char* 
   for (const auto& item : *it) {
     if (!item.is_object() || !item.contains("name") || !item["name"].is_string() ||
         !item.contains("public_key_pem") || !item["public_key_pem"].is_string()) {
-      return error(ErrorCode::kInvalidArgument,
-                   std::string("genesis: each of '") + field + "' needs string 'name' and 'public_key_pem'");
+      return error(ErrorCode::kInvalidArgument, std::string("genesis: each of '") + field +
+                                                    "' needs string 'name' and 'public_key_pem'");
     }
     auto key = crypto::PublicKey::from_pem(item["public_key_pem"].get<std::string>());
     if (!key.ok()) {
       return error(ErrorCode::kInvalidArgument, std::string("genesis: ") + field + " '" +
-                                                    item["name"].get<std::string>() + "': " + key.status().message());
+                                                    item["name"].get<std::string>() +
+                                                    "': " + key.status().message());
     }
     out.push_back({item["name"].get<std::string>(), std::move(key).value()});
   }
@@ -42,15 +44,19 @@ Result<std::vector<NamedKey>> parse_keys(const nlohmann::json& doc, const char* 
 }  // namespace
 
 Result<Genesis> parse_genesis(ByteView json_bytes) {
-  if (json_bytes.size() > kGenesisBytesMax) return error(ErrorCode::kTooLarge, "genesis file too large");
+  if (json_bytes.size() > kGenesisBytesMax)
+    return error(ErrorCode::kTooLarge, "genesis file too large");
   nlohmann::json doc = nlohmann::json::parse(json_bytes.begin(), json_bytes.end(), nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return error(ErrorCode::kMalformed, "genesis: not a JSON object");
+  if (doc.is_discarded() || !doc.is_object())
+    return error(ErrorCode::kMalformed, "genesis: not a JSON object");
   Genesis g;
-  if (!doc.contains("consortium") || !doc["consortium"].is_string() || doc["consortium"].get<std::string>().empty()) {
+  if (!doc.contains("consortium") || !doc["consortium"].is_string() ||
+      doc["consortium"].get<std::string>().empty()) {
     return error(ErrorCode::kInvalidArgument, "genesis: 'consortium' must be a non-empty string");
   }
   g.consortium = doc["consortium"].get<std::string>();
-  if (doc.contains("created_ms") && doc["created_ms"].is_number_unsigned()) g.created_ms = doc["created_ms"].get<uint64_t>();
+  if (doc.contains("created_ms") && doc["created_ms"].is_number_unsigned())
+    g.created_ms = doc["created_ms"].get<uint64_t>();
   CUSTOS_ASSIGN_OR_RETURN(g.admins, parse_keys(doc, "admins"));
   CUSTOS_ASSIGN_OR_RETURN(g.nodes, parse_keys(doc, "nodes"));
   std::set<Hash256> kids;

@@ -10,13 +10,16 @@ Bytes KeyState::encode() const {
   m.emplace_back(cbor::text("name"), cbor::text(name));
   m.emplace_back(cbor::text("roles"), Value::uint(roles));
   m.emplace_back(cbor::text("seq"), Value::uint(last_sequence));
-  if (registered_index != kNoIndex) m.emplace_back(cbor::text("reg"), Value::uint(registered_index));
+  if (registered_index != kNoIndex)
+    m.emplace_back(cbor::text("reg"), Value::uint(registered_index));
   if (revoked_index != kNoIndex) m.emplace_back(cbor::text("rev"), Value::uint(revoked_index));
   return cbor::encode(Value::map(std::move(m)));
 }
 
 Result<KeyState> KeyState::decode(ByteView bytes) {
-  auto corrupt = [](const char* what) { return error(ErrorCode::kCorruption, std::string("key record: ") + what); };
+  auto corrupt = [](const char* what) {
+    return error(ErrorCode::kCorruption, std::string("key record: ") + what);
+  };
   CUSTOS_ASSIGN_OR_RETURN(Value v, cbor::decode(bytes));
   const Value* spki = v.find("spki");
   const Value* name = v.find("name");
@@ -30,8 +33,10 @@ Result<KeyState> KeyState::decode(ByteView bytes) {
   if (!key.ok()) return corrupt("key does not parse");
   KeyState s{std::move(key).value(), name->as_text(), static_cast<uint32_t>(roles->as_uint())};
   s.last_sequence = seq->as_uint();
-  if (const Value* r = v.find("reg"); r && r->is(cbor::Type::kUnsigned)) s.registered_index = r->as_uint();
-  if (const Value* r = v.find("rev"); r && r->is(cbor::Type::kUnsigned)) s.revoked_index = r->as_uint();
+  if (const Value* r = v.find("reg"); r && r->is(cbor::Type::kUnsigned))
+    s.registered_index = r->as_uint();
+  if (const Value* r = v.find("rev"); r && r->is(cbor::Type::kUnsigned))
+    s.revoked_index = r->as_uint();
   return s;
 }
 
@@ -49,15 +54,17 @@ const KeyState* KeyRegistry::find(const Hash256& kid) const {
 Result<SequenceOutcome> KeyRegistry::apply(const cose::Statement& statement, uint64_t index) {
   const cose::StatementHeader& h = statement.header;
   auto it = keys_.find(h.kid);
-  if (it == keys_.end()) return error(ErrorCode::kUnknownKey, "kid " + to_hex(h.kid) + " is not registered");
+  if (it == keys_.end())
+    return error(ErrorCode::kUnknownKey, "kid " + to_hex(h.kid) + " is not registered");
   KeyState& signer = it->second;
   if (signer.revoked()) {
     return error(ErrorCode::kRevokedKey, "kid " + to_hex(h.kid) + " was revoked at log index " +
                                              std::to_string(signer.revoked_index));
   }
   if (h.sequence <= signer.last_sequence) {
-    return error(ErrorCode::kReplay, "sequence " + std::to_string(h.sequence) + " is not above the last accepted " +
-                                         std::to_string(signer.last_sequence) + " for kid " + to_hex(h.kid));
+    return error(ErrorCode::kReplay,
+                 "sequence " + std::to_string(h.sequence) + " is not above the last accepted " +
+                     std::to_string(signer.last_sequence) + " for kid " + to_hex(h.kid));
   }
   // Key-management effects are checked before anything is changed, so a
   // refused statement leaves the registry as it was.
@@ -74,7 +81,8 @@ Result<SequenceOutcome> KeyRegistry::apply(const cose::Statement& statement, uin
   } else if (h.content_type == kTypeKeyRevoke) {
     CUSTOS_ASSIGN_OR_RETURN(KeyRevocation rev, parse_key_revocation(statement.payload()));
     auto target = keys_.find(rev.kid);
-    if (target == keys_.end()) return error(ErrorCode::kNotFound, "kid " + to_hex(rev.kid) + " is not registered");
+    if (target == keys_.end())
+      return error(ErrorCode::kNotFound, "kid " + to_hex(rev.kid) + " is not registered");
     if (target->second.revoked()) {
       return error(ErrorCode::kConflict, "kid " + to_hex(rev.kid) + " is already revoked");
     }

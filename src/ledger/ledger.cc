@@ -32,8 +32,8 @@ Result<std::unique_ptr<Ledger>> Ledger::open(LedgerConfig config) {
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return error(ErrorCode::kIo, "cannot create " + config.data_dir + ": " + ec.message());
   std::unique_ptr<Ledger> ledger(new Ledger(std::move(config)));
-  CUSTOS_ASSIGN_OR_RETURN(ledger->store_,
-                          storage::Store::open(ledger->config_.data_dir + "/db", ledger->config_.storage));
+  CUSTOS_ASSIGN_OR_RETURN(ledger->store_, storage::Store::open(ledger->config_.data_dir + "/db",
+                                                               ledger->config_.storage));
   auto stored_genesis = ledger->store_->get(Column::kMeta, as_view(records::kMetaGenesis));
   if (!stored_genesis.ok() && stored_genesis.status().code() != ErrorCode::kNotFound) {
     return stored_genesis.status();
@@ -72,8 +72,10 @@ Status Ledger::initialize() {
 }
 
 Status Ledger::load() {
-  CUSTOS_ASSIGN_OR_RETURN(Bytes head_bytes, store_->get(Column::kMeta, as_view(records::kMetaHead)));
-  if (head_bytes.size() != 8) return error(ErrorCode::kCorruption, "head record has the wrong size");
+  CUSTOS_ASSIGN_OR_RETURN(Bytes head_bytes,
+                          store_->get(Column::kMeta, as_view(records::kMetaHead)));
+  if (head_bytes.size() != 8)
+    return error(ErrorCode::kCorruption, "head record has the wrong size");
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord newest, block(read_be64(head_bytes.data())));
   records::StoreNodeReader reader(*store_);
   CUSTOS_ASSIGN_OR_RETURN(frontier_, merkle::Frontier::load(reader, newest.header.log_size));
@@ -85,17 +87,18 @@ Status Ledger::load() {
   Bytes prefix{'k'};
   Bytes end{'l'};
   Status scan_status;
-  CUSTOS_RETURN_IF_ERROR(store_->scan(Column::kKeys, prefix, end, [&](ByteView key, ByteView value) {
-    auto state = KeyState::decode(value);
-    if (!state.ok() || key.size() != 33) {
-      scan_status = error(ErrorCode::kCorruption, "unreadable key record");
-      return false;
-    }
-    Hash256 kid;
-    std::copy(key.begin() + 1, key.end(), kid.begin());
-    keys.put(kid, std::move(state).value());
-    return true;
-  }));
+  CUSTOS_RETURN_IF_ERROR(
+      store_->scan(Column::kKeys, prefix, end, [&](ByteView key, ByteView value) {
+        auto state = KeyState::decode(value);
+        if (!state.ok() || key.size() != 33) {
+          scan_status = error(ErrorCode::kCorruption, "unreadable key record");
+          return false;
+        }
+        Hash256 kid;
+        std::copy(key.begin() + 1, key.end(), kid.begin());
+        keys.put(kid, std::move(state).value());
+        return true;
+      }));
   CUSTOS_RETURN_IF_ERROR(scan_status);
   working_keys_ = std::move(keys);
   std::unique_lock lock(published_mu_);
@@ -106,7 +109,8 @@ Status Ledger::load() {
 
 Result<Admitted> Ledger::admit(ByteView bytes) const {
   if (bytes.size() > limits::kStatementBytesMax) {
-    return error(ErrorCode::kTooLarge, "statement of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+    return error(ErrorCode::kTooLarge, "statement of " + std::to_string(bytes.size()) +
+                                           " bytes exceeds the limit of " +
                                            std::to_string(limits::kStatementBytesMax));
   }
   CUSTOS_ASSIGN_OR_RETURN(cose::Statement statement, cose::parse_statement(bytes));
@@ -116,10 +120,12 @@ Result<Admitted> Ledger::admit(ByteView bytes) const {
     std::shared_lock lock(published_mu_);
     auto it = published_keys_.find(statement.header.kid);
     if (it == published_keys_.end()) {
-      return error(ErrorCode::kUnknownKey, "kid " + to_hex(statement.header.kid) + " is not registered");
+      return error(ErrorCode::kUnknownKey,
+                   "kid " + to_hex(statement.header.kid) + " is not registered");
     }
     if (it->second.revoked()) {
-      return error(ErrorCode::kRevokedKey, "kid " + to_hex(statement.header.kid) + " was revoked at log index " +
+      return error(ErrorCode::kRevokedKey, "kid " + to_hex(statement.header.kid) +
+                                               " was revoked at log index " +
                                                std::to_string(it->second.revoked_index));
     }
     key = it->second.key;
@@ -132,7 +138,8 @@ Result<Admitted> Ledger::admit(ByteView bytes) const {
   return out;
 }
 
-Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitted> batch, uint64_t now_ms) {
+Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitted> batch,
+                                                             uint64_t now_ms) {
   if (failed_) return error(ErrorCode::kUnavailable, "the ledger stopped after a storage failure");
   const Head before = head();
   const uint64_t height = before.height + 1;
@@ -214,7 +221,8 @@ size_t Ledger::key_count() const {
 Result<KeyState> Ledger::key(const Hash256& kid) const {
   std::shared_lock lock(published_mu_);
   auto it = published_keys_.find(kid);
-  if (it == published_keys_.end()) return error(ErrorCode::kNotFound, "kid " + to_hex(kid) + " is not registered");
+  if (it == published_keys_.end())
+    return error(ErrorCode::kNotFound, "kid " + to_hex(kid) + " is not registered");
   return it->second;
 }
 
@@ -229,10 +237,12 @@ Result<BlockRecord> Ledger::block(uint64_t height) const {
   return BlockRecord::decode(*bytes);
 }
 
-Result<EntryInfo> Ledger::entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const {
+Result<EntryInfo> Ledger::entry_by_location(const Hash256& id, uint64_t index,
+                                            uint64_t height) const {
   CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, store_->get(Column::kEntries, records::be64_key(index)));
   if (crypto::sha256(bytes) != id) {
-    return error(ErrorCode::kCorruption, "entry " + std::to_string(index) + " does not match its id");
+    return error(ErrorCode::kCorruption,
+                 "entry " + std::to_string(index) + " does not match its id");
   }
   CUSTOS_ASSIGN_OR_RETURN(cose::Statement st, cose::parse_statement(bytes));
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
@@ -267,7 +277,8 @@ Result<EntryInfo> Ledger::entry(const Hash256& id) const {
 }
 
 Result<EntryInfo> Ledger::entry_at(uint64_t index) const {
-  if (index >= head().log_size) return error(ErrorCode::kNotFound, "no entry at index " + std::to_string(index));
+  if (index >= head().log_size)
+    return error(ErrorCode::kNotFound, "no entry at index " + std::to_string(index));
   CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, store_->get(Column::kEntries, records::be64_key(index)));
   return entry(crypto::sha256(bytes));
 }
@@ -282,9 +293,20 @@ Result<Bytes> Ledger::receipt(const Hash256& id) const {
   }
   CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, records::EntryLocation::decode(*loc_bytes));
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(loc.height));
+  // RFC 9162 gives the only entry of a 1-entry tree an empty path, but RFC
+  // 9942's CDDL requires at least one hash, so strict verifiers would refuse
+  // that receipt. Prove it against the newest block instead once there is a
+  // second entry; every other receipt is against its own block and stable.
+  if (b.header.log_size == 1) {
+    const Head h = head();
+    if (h.log_size > 1) {
+      CUSTOS_ASSIGN_OR_RETURN(b, block(h.height));
+    }
+  }
   records::StoreNodeReader reader(*store_);
   cose::InclusionProof proof{b.header.log_size, loc.index, {}};
-  CUSTOS_ASSIGN_OR_RETURN(proof.path, merkle::inclusion_proof(reader, loc.index, b.header.log_size));
+  CUSTOS_ASSIGN_OR_RETURN(proof.path,
+                          merkle::inclusion_proof(reader, loc.index, b.header.log_size));
   return cose::encode_receipt(b.receipt_protected, proof, b.root_signature);
 }
 
@@ -306,15 +328,18 @@ Result<cose::ConsistencyProof> Ledger::consistency(uint64_t size1, uint64_t size
 
 // Block times never decrease, so a time range is a range of log indexes,
 // found by binary search over block heights.
-Result<std::pair<uint64_t, uint64_t>> Ledger::index_range_for_time(const Query& q, const Head& head) const {
+Result<std::pair<uint64_t, uint64_t>> Ledger::index_range_for_time(const Query& q,
+                                                                   const Head& head) const {
   // first_block(t): the lowest height whose time_ms >= t (head.height + 1 if none).
   auto first_block = [&](uint64_t t) -> Result<uint64_t> {
     uint64_t lo = 1, hi = head.height + 1;
     while (lo < hi) {
       uint64_t mid = lo + (hi - lo) / 2;
       CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(mid));
-      if (b.header.time_ms >= t) hi = mid;
-      else lo = mid + 1;
+      if (b.header.time_ms >= t)
+        hi = mid;
+      else
+        lo = mid + 1;
     }
     return lo;
   };
@@ -346,7 +371,8 @@ Result<QueryPage> Ledger::query(const Query& q) const {
   if (begin >= end) return page;
 
   auto matches = [&](const EntryInfo& e) {
-    return (!q.issuer || e.header.issuer == *q.issuer) && (!q.subject || e.header.subject == *q.subject) &&
+    return (!q.issuer || e.header.issuer == *q.issuer) &&
+           (!q.subject || e.header.subject == *q.subject) &&
            (!q.content_type || e.header.content_type == *q.content_type);
   };
   Status failure;
@@ -368,9 +394,12 @@ Result<QueryPage> Ledger::query(const Query& q) const {
 
   // Use the most selective index the query names; filter the rest per entry.
   std::optional<Bytes> prefix;
-  if (q.issuer) prefix = records::index_prefix(records::kIndexIssuer, *q.issuer);
-  else if (q.subject) prefix = records::index_prefix(records::kIndexSubject, *q.subject);
-  else if (q.content_type) prefix = records::index_prefix(records::kIndexType, *q.content_type);
+  if (q.issuer)
+    prefix = records::index_prefix(records::kIndexIssuer, *q.issuer);
+  else if (q.subject)
+    prefix = records::index_prefix(records::kIndexSubject, *q.subject);
+  else if (q.content_type)
+    prefix = records::index_prefix(records::kIndexType, *q.content_type);
 
   if (prefix) {
     Bytes start = *prefix, stop = *prefix;

@@ -98,7 +98,8 @@ class Ledger {
   // entry per input, in order: the registration or the refusal. A block is
   // written (synced) only if at least one statement is accepted. A non-ok
   // outer result means storage failed: the ledger refuses further appends.
-  Result<std::vector<Result<Registered>>> append_block(std::vector<Admitted> batch, uint64_t now_ms);
+  Result<std::vector<Result<Registered>>> append_block(std::vector<Admitted> batch,
+                                                       uint64_t now_ms);
 
   Head head() const;
   Result<EntryInfo> entry(const Hash256& id) const;
@@ -121,7 +122,8 @@ class Ledger {
   Status initialize();
   Status load();
   Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
-  Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q, const Head& head) const;
+  Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q,
+                                                             const Head& head) const;
 
   LedgerConfig config_;
   std::unique_ptr<storage::Store> store_;

@@ -8,9 +8,12 @@ using cbor::Value;
 
 const char* role_name(Role role) {
   switch (role) {
-    case kRoleAdmin: return "admin";
-    case kRoleIssuer: return "issuer";
-    case kRoleOpaque: return "opaque";
+    case kRoleAdmin:
+      return "admin";
+    case kRoleIssuer:
+      return "issuer";
+    case kRoleOpaque:
+      return "opaque";
   }
   return "?";
 }
@@ -18,10 +21,14 @@ const char* role_name(Role role) {
 Result<uint32_t> roles_from_names(const std::vector<std::string>& names) {
   uint32_t roles = 0;
   for (const auto& n : names) {
-    if (n == "admin") roles |= kRoleAdmin;
-    else if (n == "issuer") roles |= kRoleIssuer;
-    else if (n == "opaque") roles |= kRoleOpaque;
-    else return error(ErrorCode::kInvalidArgument, "unknown role '" + n + "' (admin, issuer, opaque)");
+    if (n == "admin")
+      roles |= kRoleAdmin;
+    else if (n == "issuer")
+      roles |= kRoleIssuer;
+    else if (n == "opaque")
+      roles |= kRoleOpaque;
+    else
+      return error(ErrorCode::kInvalidArgument, "unknown role '" + n + "' (admin, issuer, opaque)");
   }
   if (roles == 0) return error(ErrorCode::kInvalidArgument, "a key needs at least one role");
   return roles;
@@ -53,10 +60,12 @@ cbor::Value key_revocation_payload(const KeyRevocation& rev) {
 }
 
 namespace {
-Result<std::string> text_field(const Value& map, const char* key, size_t max_bytes, const char* what) {
+Result<std::string> text_field(const Value& map, const char* key, size_t max_bytes,
+                               const char* what) {
   const Value* v = map.find(key);
   if (!v || !v->is(cbor::Type::kText)) {
-    return error(ErrorCode::kMalformed, std::string(what) + ": '" + key + "' must be a text string");
+    return error(ErrorCode::kMalformed,
+                 std::string(what) + ": '" + key + "' must be a text string");
   }
   if (v->as_text().size() > max_bytes) {
     return error(ErrorCode::kTooLarge, std::string(what) + ": '" + key + "' longer than " +
@@ -71,7 +80,9 @@ Status only_fields(const Value& map, std::initializer_list<const char*> allowed,
     if (k.is(cbor::Type::kText)) {
       for (const char* a : allowed) ok = ok || k.as_text() == a;
     }
-    if (!ok) return error(ErrorCode::kMalformed, std::string(what) + ": unexpected field " + cbor::diagnostic(k));
+    if (!ok)
+      return error(ErrorCode::kMalformed,
+                   std::string(what) + ": unexpected field " + cbor::diagnostic(k));
   }
   return Status();
 }
@@ -80,28 +91,35 @@ Status only_fields(const Value& map, std::initializer_list<const char*> allowed,
 Result<KeyRegistration> parse_key_registration(ByteView payload) {
   constexpr const char* kWhat = "key registration";
   CUSTOS_ASSIGN_OR_RETURN(Value v, cbor::decode(payload));
-  if (!v.is(cbor::Type::kMap)) return error(ErrorCode::kMalformed, "key registration: payload must be a map");
+  if (!v.is(cbor::Type::kMap))
+    return error(ErrorCode::kMalformed, "key registration: payload must be a map");
   CUSTOS_RETURN_IF_ERROR(only_fields(v, {"key", "name", "roles"}, kWhat));
   KeyRegistration reg;
   const Value* key = v.find("key");
   if (!key || !key->is(cbor::Type::kBytes) || key->as_bytes().size() > kSpkiBytesMax) {
-    return error(ErrorCode::kMalformed, "key registration: 'key' must be a bstr (SPKI DER) of at most 512 bytes");
+    return error(ErrorCode::kMalformed,
+                 "key registration: 'key' must be a bstr (SPKI DER) of at most 512 bytes");
   }
   auto parsed = crypto::PublicKey::from_spki_der(key->as_bytes());
-  if (!parsed.ok()) return error(ErrorCode::kMalformed, "key registration: 'key': " + parsed.status().message());
+  if (!parsed.ok())
+    return error(ErrorCode::kMalformed, "key registration: 'key': " + parsed.status().message());
   reg.spki_der = key->as_bytes();
   CUSTOS_ASSIGN_OR_RETURN(reg.name, text_field(v, "name", kKeyNameBytesMax, kWhat));
   const Value* roles = v.find("roles");
-  if (!roles || !roles->is(cbor::Type::kArray) || roles->as_array().empty() || roles->as_array().size() > 8) {
-    return error(ErrorCode::kMalformed, "key registration: 'roles' must be an array of 1 to 8 role names");
+  if (!roles || !roles->is(cbor::Type::kArray) || roles->as_array().empty() ||
+      roles->as_array().size() > 8) {
+    return error(ErrorCode::kMalformed,
+                 "key registration: 'roles' must be an array of 1 to 8 role names");
   }
   std::vector<std::string> names;
   for (const auto& r : roles->as_array()) {
-    if (!r.is(cbor::Type::kText)) return error(ErrorCode::kMalformed, "key registration: roles must be text");
+    if (!r.is(cbor::Type::kText))
+      return error(ErrorCode::kMalformed, "key registration: roles must be text");
     names.push_back(r.as_text());
   }
   auto bits = roles_from_names(names);
-  if (!bits.ok()) return error(ErrorCode::kMalformed, "key registration: " + bits.status().message());
+  if (!bits.ok())
+    return error(ErrorCode::kMalformed, "key registration: " + bits.status().message());
   reg.roles = *bits;
   return reg;
 }
@@ -109,7 +127,8 @@ Result<KeyRegistration> parse_key_registration(ByteView payload) {
 Result<KeyRevocation> parse_key_revocation(ByteView payload) {
   constexpr const char* kWhat = "key revocation";
   CUSTOS_ASSIGN_OR_RETURN(Value v, cbor::decode(payload));
-  if (!v.is(cbor::Type::kMap)) return error(ErrorCode::kMalformed, "key revocation: payload must be a map");
+  if (!v.is(cbor::Type::kMap))
+    return error(ErrorCode::kMalformed, "key revocation: payload must be a map");
   CUSTOS_RETURN_IF_ERROR(only_fields(v, {"kid", "reason"}, kWhat));
   KeyRevocation rev;
   const Value* kid = v.find("kid");
@@ -125,7 +144,8 @@ Status check_content(const cose::Statement& statement, uint32_t signer_roles) {
   const std::string& type = statement.header.content_type;
   if (type == kTypeKeyRegister || type == kTypeKeyRevoke) {
     if (!(signer_roles & kRoleAdmin)) {
-      return error(ErrorCode::kPolicy, "content type " + type + " may only be signed by an admin key");
+      return error(ErrorCode::kPolicy,
+                   "content type " + type + " may only be signed by an admin key");
     }
     if (type == kTypeKeyRegister) return parse_key_registration(statement.payload()).status();
     return parse_key_revocation(statement.payload()).status();
@@ -135,12 +155,13 @@ Status check_content(const cose::Statement& statement, uint32_t signer_roles) {
       return error(ErrorCode::kPolicy, "the signing key has no issuer role");
     }
     auto decoded = cbor::decode(statement.payload());
-    if (!decoded.ok()) return error(ErrorCode::kMalformed, "payload: " + decoded.status().message());
+    if (!decoded.ok())
+      return error(ErrorCode::kMalformed, "payload: " + decoded.status().message());
     return Status();
   }
   if (signer_roles & kRoleOpaque) return Status();
-  return error(ErrorCode::kPolicy, "unknown content type '" + type +
-                                       "' and the signing key has no opaque role");
+  return error(ErrorCode::kPolicy,
+               "unknown content type '" + type + "' and the signing key has no opaque role");
 }
 
 }  // namespace custos::ledger

@@ -17,8 +17,8 @@ Result<merkle::Hash> StoreNodeReader::perfect_subtree(uint32_t level, uint64_t i
   auto value = store_.get(storage::Column::kNodes, node_key(level, index));
   if (!value.ok()) {
     if (value.status().code() == ErrorCode::kNotFound) {
-      return error(ErrorCode::kCorruption, "log node (" + std::to_string(level) + ", " + std::to_string(index) +
-                                               ") is missing");
+      return error(ErrorCode::kCorruption, "log node (" + std::to_string(level) + ", " +
+                                               std::to_string(index) + ") is missing");
     }
     return value.status();
   }

@@ -62,7 +62,8 @@ struct EntryLocation {
     return out;
   }
   static Result<EntryLocation> decode(ByteView b) {
-    if (b.size() != 16) return error(ErrorCode::kCorruption, "entry location record has the wrong size");
+    if (b.size() != 16)
+      return error(ErrorCode::kCorruption, "entry location record has the wrong size");
     return EntryLocation{read_be64(b.data()), read_be64(b.data() + 8)};
   }
 };

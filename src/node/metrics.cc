@@ -44,16 +44,18 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
 }
 
 void Metrics::render(std::string& out) const {
-  counter(out, "custos_statements_registered_total", "Statements durably registered.", statements_registered.load());
+  counter(out, "custos_statements_registered_total", "Statements durably registered.",
+          statements_registered.load());
   line(out, "# HELP custos_statements_refused_total Statements refused, by reason.");
   line(out, "# TYPE custos_statements_refused_total counter");
   for (int i = 1; i < kErrorCodeCount; ++i) {
-    line(out, std::string("custos_statements_refused_total{reason=\"") + error_code_name(static_cast<ErrorCode>(i)) +
-                  "\"} " + std::to_string(statements_refused[i].load()));
+    line(out, std::string("custos_statements_refused_total{reason=\"") +
+                  error_code_name(static_cast<ErrorCode>(i)) + "\"} " +
+                  std::to_string(statements_refused[i].load()));
   }
   counter(out, "custos_blocks_written_total", "Blocks written to storage.", blocks_written.load());
-  counter(out, "custos_sequence_gaps_total", "Statements accepted with a gap in their key's sequence.",
-          sequence_gaps.load());
+  counter(out, "custos_sequence_gaps_total",
+          "Statements accepted with a gap in their key's sequence.", sequence_gaps.load());
   counter(out, "custos_http_requests_total", "HTTP requests received.", http_requests.load());
   line(out, "# HELP custos_http_responses_total HTTP responses, by status class.");
   line(out, "# TYPE custos_http_responses_total counter");
@@ -63,10 +65,12 @@ void Metrics::render(std::string& out) const {
   }
   registration_latency.render(out, "custos_registration_latency_seconds",
                               "From admission to durable registration.");
-  block_write_latency.render(out, "custos_block_write_seconds", "Time to write and sync one block.");
+  block_write_latency.render(out, "custos_block_write_seconds",
+                             "Time to write and sync one block.");
 }
 
-void render_gauge(std::string& out, const std::string& name, const std::string& help, double value) {
+void render_gauge(std::string& out, const std::string& name, const std::string& help,
+                  double value) {
   line(out, "# HELP " + name + " " + help);
   line(out, "# TYPE " + name + " gauge");
   line(out, name + " " + num(value));

@@ -18,7 +18,7 @@ class Histogram {
  public:
   // Upper bounds in seconds.
   static constexpr std::array<double, 12> kBoundsS = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
-                                                       0.1,   0.2,   0.5,   1.0,  2.0,  5.0};
+                                                      0.1,   0.2,   0.5,   1.0,  2.0,  5.0};
   void observe(double seconds);
   void render(std::string& out, const std::string& name, const std::string& help) const;
 
@@ -35,10 +35,12 @@ struct Metrics {
   std::atomic<uint64_t> sequence_gaps{0};
   std::atomic<uint64_t> http_requests{0};
   std::array<std::atomic<uint64_t>, 6> http_responses_by_class{};  // index = status / 100
-  Histogram registration_latency;  // admission to durable
-  Histogram block_write_latency;   // one synced RocksDB batch
+  Histogram registration_latency;                                  // admission to durable
+  Histogram block_write_latency;                                   // one synced RocksDB batch
 
-  void refused(ErrorCode code) { statements_refused[static_cast<int>(code)].fetch_add(1, std::memory_order_relaxed); }
+  void refused(ErrorCode code) {
+    statements_refused[static_cast<int>(code)].fetch_add(1, std::memory_order_relaxed);
+  }
   // Appends the counters above; gauges are added by the caller.
   void render(std::string& out) const;
 };

@@ -63,9 +63,10 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     }
     if (queue_.size() >= config_.pending_max) {
       metrics_.refused(ErrorCode::kUnavailable);
-      t.ready = Result<Submission>(error(ErrorCode::kUnavailable, "the node is at capacity (" +
-                                                                     std::to_string(config_.pending_max) +
-                                                                     " statements waiting); retry later"));
+      t.ready = Result<Submission>(
+          error(ErrorCode::kUnavailable, "the node is at capacity (" +
+                                             std::to_string(config_.pending_max) +
+                                             " statements waiting); retry later"));
       return t;
     }
     queue_.push_back(std::move(p));
@@ -76,7 +77,8 @@ Node::Ticket Node::enqueue(ByteView bytes) {
 
 Result<Submission> Node::await(Ticket& t) {
   if (t.ready) return std::move(*t.ready);
-  if (t.future.wait_for(std::chrono::milliseconds(config_.registration_timeout_ms)) != std::future_status::ready) {
+  if (t.future.wait_for(std::chrono::milliseconds(config_.registration_timeout_ms)) !=
+      std::future_status::ready) {
     return error(ErrorCode::kUnavailable, "not registered within " +
                                               std::to_string(config_.registration_timeout_ms) +
                                               " ms; look it up by id before resubmitting");
@@ -92,7 +94,8 @@ Result<Submission> Node::await(Ticket& t) {
     }
     return r.status();
   }
-  metrics_.registration_latency.observe(std::chrono::duration<double>(Clock::now() - t.start).count());
+  metrics_.registration_latency.observe(
+      std::chrono::duration<double>(Clock::now() - t.start).count());
   return Submission{std::move(r).value(), false};
 }
 
@@ -150,12 +153,14 @@ void Node::run_sequencer() {
     const auto start = Clock::now();
     auto results = ledger_->append_block(std::move(batch), unix_time_ms());
     if (!results.ok()) {
-      spdlog::critical("storage failure, refusing further statements: {}", results.status().to_string());
+      spdlog::critical("storage failure, refusing further statements: {}",
+                       results.status().to_string());
       healthy_ = false;
       for (auto& p : block) p->promise.set_value(results.status());
       continue;
     }
-    metrics_.block_write_latency.observe(std::chrono::duration<double>(Clock::now() - start).count());
+    metrics_.block_write_latency.observe(
+        std::chrono::duration<double>(Clock::now() - start).count());
     bool wrote_block = false;
     for (size_t i = 0; i < block.size(); ++i) {
       Result<ledger::Registered>& r = (*results)[i];

@@ -17,20 +17,28 @@ ByteView view(const rocksdb::Slice& s) {
   return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 Status io_error(const rocksdb::Status& s, const char* what) {
-  if (s.IsCorruption()) return error(ErrorCode::kCorruption, std::string(what) + ": " + s.ToString());
+  if (s.IsCorruption())
+    return error(ErrorCode::kCorruption, std::string(what) + ": " + s.ToString());
   return error(ErrorCode::kIo, std::string(what) + ": " + s.ToString());
 }
 }  // namespace
 
 const char* column_name(Column column) {
   switch (column) {
-    case Column::kMeta: return rocksdb::kDefaultColumnFamilyName.c_str();
-    case Column::kEntries: return "entries";
-    case Column::kEntryIds: return "entry_ids";
-    case Column::kNodes: return "log_nodes";
-    case Column::kBlocks: return "blocks";
-    case Column::kIndex: return "indexes";
-    case Column::kKeys: return "keys";
+    case Column::kMeta:
+      return rocksdb::kDefaultColumnFamilyName.c_str();
+    case Column::kEntries:
+      return "entries";
+    case Column::kEntryIds:
+      return "entry_ids";
+    case Column::kNodes:
+      return "log_nodes";
+    case Column::kBlocks:
+      return "blocks";
+    case Column::kIndex:
+      return "indexes";
+    case Column::kKeys:
+      return "keys";
   }
   return "?";
 }
@@ -56,14 +64,19 @@ WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
 
 void WriteBatch::put(Column column, ByteView key, ByteView value) {
   impl_->bytes += key.size() + value.size();
-  impl_->ops.push_back({column, false, Bytes(key.begin(), key.end()), Bytes(value.begin(), value.end())});
+  impl_->ops.push_back(
+      {column, false, Bytes(key.begin(), key.end()), Bytes(value.begin(), value.end())});
 }
 void WriteBatch::remove(Column column, ByteView key) {
   impl_->bytes += key.size();
   impl_->ops.push_back({column, true, Bytes(key.begin(), key.end()), {}});
 }
-size_t WriteBatch::count() const { return impl_->ops.size(); }
-size_t WriteBatch::data_bytes() const { return impl_->bytes; }
+size_t WriteBatch::count() const {
+  return impl_->ops.size();
+}
+size_t WriteBatch::data_bytes() const {
+  return impl_->bytes;
+}
 
 struct Store::Impl {
   std::unique_ptr<rocksdb::DB> db;
@@ -112,9 +125,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const Options
     columns.emplace_back(column_name(static_cast<Column>(i)), cf_options);
   }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = options.read_only
-                          ? rocksdb::DB::OpenForReadOnly(db_options, dir, columns, &impl->handles, &raw)
-                          : rocksdb::DB::Open(db_options, dir, columns, &impl->handles, &raw);
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, dir, columns, &impl->handles, &raw)
+          : rocksdb::DB::Open(db_options, dir, columns, &impl->handles, &raw);
   if (!s.ok()) return io_error(s, "opening RocksDB");
   impl->db.reset(raw);
   return std::unique_ptr<Store>(new Store(std::move(impl)));
@@ -160,7 +174,8 @@ Status Store::scan(Column column, ByteView start, ByteView end,
 
 Status Store::scan_reverse(Column column, ByteView start,
                            const std::function<bool(ByteView, ByteView)>& visit) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(column)));
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(column)));
   for (it->SeekForPrev(slice(start)); it->Valid(); it->Prev()) {
     if (!visit(view(it->key()), view(it->value()))) break;
   }

@@ -14,13 +14,13 @@
 namespace custos::storage {
 
 enum class Column : int {
-  kMeta = 0,   // head pointer, genesis
-  kEntries,    // be64(log index) -> statement bytes
-  kEntryIds,   // entry id (32 bytes) -> entry location record
-  kNodes,      // u8 level || be64(index) -> 32-byte perfect subtree hash
-  kBlocks,     // be64(height) -> block record
-  kIndex,      // secondary indexes; keys carry everything, values empty
-  kKeys,       // issuer key records and per-key sequence state
+  kMeta = 0,  // head pointer, genesis
+  kEntries,   // be64(log index) -> statement bytes
+  kEntryIds,  // entry id (32 bytes) -> entry location record
+  kNodes,     // u8 level || be64(index) -> 32-byte perfect subtree hash
+  kBlocks,    // be64(height) -> block record
+  kIndex,     // secondary indexes; keys carry everything, values empty
+  kKeys,      // issuer key records and per-key sequence state
 };
 inline constexpr int kColumnCount = 7;
 const char* column_name(Column column);
