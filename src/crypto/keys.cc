@@ -410,14 +410,13 @@ namespace {
 
 using EdSecret = std::array<uint8_t, crypto_sign_SECRETKEYBYTES>;
 
-// Everything a PrivateKey caches, built outside the class so that generate()
-// and from_pem() share one validation path.
+// A validated key, built outside the class so that generate() and from_pem()
+// share one validation path. It holds no raw secret bytes: those are derived
+// straight into the Impl, so no copies are left behind in temporaries.
 struct PrivateParts {
   Algorithm alg;
   PkeyPtr pkey;
   PublicKey public_key;
-  // libsodium's Ed25519 secret key: seed || public key.
-  EdSecret ed_secret{};
 };
 
 // Derives the libsodium secret from the OpenSSL key and checks both libraries
@@ -445,12 +444,13 @@ Result<PrivateParts> private_parts(PkeyPtr pkey) {
   CUSTOS_ASSIGN_OR_RETURN(Algorithm alg, classify(pkey.get()));
   CUSTOS_ASSIGN_OR_RETURN(Bytes spki, spki_of(pkey.get()));
   CUSTOS_ASSIGN_OR_RETURN(PublicKey pub, PublicKey::from_spki_der(spki));
-  PrivateParts parts{alg, nullptr, std::move(pub), {}};
   if (alg == Algorithm::kEd25519) {
-    CUSTOS_RETURN_IF_ERROR(load_ed25519_secret(pkey.get(), parts.public_key, parts.ed_secret));
+    EdSecret probe;
+    Status s = load_ed25519_secret(pkey.get(), pub, probe);
+    sodium_memzero(probe.data(), probe.size());
+    CUSTOS_RETURN_IF_ERROR(s);
   }
-  parts.pkey = std::move(pkey);
-  return parts;
+  return PrivateParts{alg, std::move(pkey), std::move(pub)};
 }
 
 Result<PkeyPtr> generate_pkey(Algorithm alg) {
@@ -509,8 +509,11 @@ Result<PkeyPtr> parse_private_pem(std::string_view pem) {
 struct PrivateKey::Impl {
   explicit Impl(PrivateParts p)
       : alg(p.alg), pkey(std::move(p.pkey)), public_key(std::move(p.public_key)) {
-    ed_secret = p.ed_secret;
-    sodium_memzero(p.ed_secret.data(), p.ed_secret.size());
+    // Validated by private_parts(), so failing here means OpenSSL broke.
+    if (alg == Algorithm::kEd25519 &&
+        !load_ed25519_secret(pkey.get(), public_key, ed_secret).ok()) {
+      fatal("load_ed25519_secret");
+    }
   }
   ~Impl() { sodium_memzero(ed_secret.data(), ed_secret.size()); }
   Impl(const Impl&) = delete;
