@@ -18,6 +18,7 @@ constexpr Field kAlgField{kProtected, "label", kHeaderAlg, "alg"};
 constexpr Field kKidField{kProtected, "label", kHeaderKid, "kid"};
 constexpr Field kClaimsField{kProtected, "label", kHeaderCwtClaims, "CWT claims"};
 constexpr Field kVdsField{kProtected, "label", kHeaderVds, "vds"};
+constexpr Field kTreeSizeField{kProtected, "label", kHeaderTreeSize, "tree size"};
 constexpr Field kIssField{kClaims, "claim", kClaimIss, "iss"};
 constexpr Field kIatField{kClaims, "claim", kClaimIat, "iat"};
 
@@ -98,8 +99,9 @@ Result<RawProof> decode_proof(ByteView bytes, std::string_view what, std::string
 
 Result<ReceiptHeader> parse_receipt_header(const cbor::Value& map) {
   CUSTOS_RETURN_IF_ERROR(internal::only_keys(map, kProtected, "label",
-                                             {kHeaderAlg, kHeaderKid, kHeaderCwtClaims, kHeaderVds},
-                                             "1 alg, 4 kid, 15 CWT claims, 395 vds"));
+                                             {kHeaderAlg, kHeaderKid, kHeaderCwtClaims, kHeaderVds,
+                                              kHeaderTreeSize},
+                                             "1 alg, 4 kid, 15 CWT claims, 395 vds, -65538 tree size"));
   ReceiptHeader header;
   CUSTOS_ASSIGN_OR_RETURN(int64_t cose_alg, internal::require_int(map, kAlgField));
   auto alg = crypto::algorithm_from_cose(cose_alg);
@@ -118,6 +120,10 @@ Result<ReceiptHeader> parse_receipt_header(const cbor::Value& map) {
   if (vds != kVdsRfc9162Sha256) {
     return internal::field_error(kVdsField,
                                  "must be 1 (RFC9162_SHA256), got " + std::to_string(vds));
+  }
+  if (map.find(kHeaderTreeSize)) {
+    CUSTOS_ASSIGN_OR_RETURN(uint64_t tree_size, internal::require_uint(map, kTreeSizeField));
+    header.tree_size = tree_size;
   }
   return header;
 }
@@ -159,6 +165,9 @@ Bytes receipt_protected_bytes(const ReceiptHeader& header) {
   map.emplace_back(cbor::integer(kHeaderKid), cbor::Value::bytes(ByteView(header.kid)));
   map.emplace_back(cbor::integer(kHeaderCwtClaims), cbor::Value::map(std::move(claims)));
   map.emplace_back(cbor::integer(kHeaderVds), cbor::integer(kVdsRfc9162Sha256));
+  if (header.tree_size) {
+    map.emplace_back(cbor::integer(kHeaderTreeSize), cbor::Value::uint(*header.tree_size));
+  }
   return cbor::encode(cbor::Value::map(std::move(map)));
 }
 
@@ -225,6 +234,11 @@ Status verify_receipt(const Receipt& receipt, ByteView statement_bytes,
                      " but the node key is " + crypto::algorithm_name(node_key.algorithm()));
   }
   const InclusionProof& proof = receipt.proof;
+  if (receipt.header.tree_size && *receipt.header.tree_size != proof.tree_size) {
+    return error(ErrorCode::kBadSignature,
+                 "receipt signs tree size " + std::to_string(*receipt.header.tree_size) +
+                     " but its proof claims " + std::to_string(proof.tree_size));
+  }
   auto root = merkle::root_from_inclusion_proof(merkle::leaf_hash(statement_bytes),
                                                 proof.leaf_index, proof.tree_size, proof.path);
   if (!root.ok()) {

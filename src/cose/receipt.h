@@ -1,6 +1,7 @@
 // RFC 9942 COSE receipts over the RFC 9162 log (vds = 1, RFC9162_SHA256).
 //
-// Protected header: {1: alg, 4: node kid, 15: {1: iss, 6: iat}, 395: 1}.
+// Protected header: {1: alg, 4: node kid, 15: {1: iss, 6: iat}, 395: 1,
+//                    -65538: tree_size} (the last is custos's, see sign1.h).
 // Unprotected header: {396: {-1: [bstr .cbor [tree_size, leaf_index, [+ hash]]]}}.
 // Payload: nil (detached); the verifier recomputes it: the tree root.
 // Because the signature covers only the protected header and the root, the
@@ -8,6 +9,7 @@
 // that signature with its own inclusion proof.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,9 @@ struct ReceiptHeader {
   Hash256 kid{};          // node key id
   std::string issuer;     // node / consortium name
   uint64_t issued_at_s = 0;  // block time
+  // Signed tree size; always written by custos, optional when parsing so
+  // other RFC 9942 receipts still parse. Must equal the proof's tree_size.
+  std::optional<uint64_t> tree_size;
 };
 
 // Deterministic protected header bytes for a receipt.

@@ -19,6 +19,10 @@ inline constexpr int64_t kHeaderVds = 395;       // RFC 9942 verifiable data str
 inline constexpr int64_t kHeaderVdp = 396;       // RFC 9942 verifiable data structure proofs
 // Private-use label (RFC 9052: less than -65536): per-key sequence number.
 inline constexpr int64_t kHeaderSequence = -65537;
+// Private-use label in receipts: the tree size the signed root belongs to.
+// RFC 9942 signs only the root, leaving tree_size in the unsigned proof,
+// where another size of the same path shape would also verify.
+inline constexpr int64_t kHeaderTreeSize = -65538;
 
 // CWT claims (RFC 8392) used inside label 15.
 inline constexpr int64_t kClaimIss = 1;

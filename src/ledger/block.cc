@@ -139,6 +139,7 @@ BlockRecord seal_block(const BlockHeader& header, const crypto::PrivateKey& node
   rh.kid = node_key.public_key().kid();
   rh.issuer = issuer;
   rh.issued_at_s = header.time_ms / 1000;
+  rh.tree_size = header.log_size;
   r.receipt_protected = cose::receipt_protected_bytes(rh);
   r.root_signature = cose::sign_root(node_key, r.receipt_protected, header.root);
   return r;

@@ -150,12 +150,11 @@ for (const c of cases) {
 
 // RFC 9942 section 5.2 (CDDL): inclusion-proof-content = [tree-size: uint,
 // leaf-index: uint, inclusion-path: [ + bstr ]], i.e. at least one hash.
-// custos answers an empty inclusion-path for an entry that is alone in its
-// tree (tree size 1: the first entry of every log), which RFC 9162 2.1.3.1
-// defines as the empty PATH, but RFC 9942's CDDL does not allow. Kept as a
-// todo (reported, not fixed here): it fails until custos or the spec change.
-test('RFC 9942 5.2: every receipt inclusion-path has at least one hash (tree size 1 included)',
-  {todo: 'custos sends inclusion-path [] for tree size 1; RFC 9942 CDDL says [ + bstr ]'}, async () => {
+// RFC 9162 2.1.3.1 gives the entry alone in a tree of size 1 (the first entry
+// of every log) the empty PATH; custos therefore proves that entry against
+// the newest block once the log holds a second entry.
+test('RFC 9942 5.2: every receipt inclusion-path has at least one hash (first entry included)',
+  async () => {
     const first = (await node.getJson('/v1/entries?limit=1')).entries[0];
     assert.equal(first.index, 0);
     const r = cose.parseReceipt(await node.receipt(first.id));

@@ -179,18 +179,23 @@ test('every block: root = JS MTH over the statements, hash chain, both signature
         unhex(b.checkpoint_signature)), `checkpoint signature of block ${b.height}`);
       // Root signature over the JS-built receipt protected header.
       const receiptProtected = cose.encode(new Map([[cose.H_ALG, cose.ALG_ED25519], [cose.H_KID, nodeKid],
-        [cose.H_CWT_CLAIMS, new Map([[1, 'node-0'], [6, Math.floor(b.time_ms / 1000)]])], [cose.H_VDS, 1]]));
+        [cose.H_CWT_CLAIMS, new Map([[1, 'node-0'], [6, Math.floor(b.time_ms / 1000)]])], [cose.H_VDS, 1],
+        [cose.H_TREE_SIZE, b.log_size]]));
       assert.ok(cose.verifyRaw(cose.ALG_ED25519, nodeKey, cose.sigStructure(receiptProtected, unhex(b.root)),
         unhex(b.root_signature)), `root signature of block ${b.height}`);
     }
 
     // Every receipt: verifies, and its path is RFC 9162 PATH(m, D[n]) for
-    // the block that registered it.
+    // the block that registered it — except a lone first entry (block size
+    // 1, whose RFC 9162 path is empty), which is proven against the newest
+    // block so the path is never empty (RFC 9942 [+ bstr]).
+    const newest = blocks[blocks.length - 1];
     for (const e of entries) {
       const receipt = await node.receipt(e.id);
       const r = cose.verifyReceipt(receipt, statements[e.index], nodeKey);
-      const b = blocks[e.height];
+      const b = blocks[e.height].log_size === 1 ? newest : blocks[e.height];
       assert.equal(r.treeSize, b.log_size);
+      assert.ok(r.path.length > 0, 'inclusion path is never empty');
       assert.equal(r.leafIndex, e.index);
       assert.deepEqual(r.path.map(hex), rfc9162.inclusionPath(e.index, leaves.slice(0, b.log_size)).map(hex));
     }

@@ -21,6 +21,7 @@ const H_CWT_CLAIMS = 15;
 const H_VDS = 395;
 const H_VDP = 396;
 const H_SEQUENCE = -65537;
+const H_TREE_SIZE = -65538; // custos: tree size bound in the receipt signature
 // CWT claims (RFC 8392).
 const C_ISS = 1;
 const C_SUB = 2;
@@ -171,7 +172,7 @@ function parseReceipt(bytes) {
   const s = parseSign1(bytes);
   const h = s.protectedMap;
   assert.ok(isDeterministic(s.protectedBytes), 'receipt protected header is not deterministic CBOR');
-  assert.deepEqual([...h.keys()].sort((a, b) => a - b), [H_ALG, H_KID, H_CWT_CLAIMS, H_VDS]);
+  assert.deepEqual([...h.keys()].sort((a, b) => a - b), [H_TREE_SIZE, H_ALG, H_KID, H_CWT_CLAIMS, H_VDS]);
   assert.equal(h.get(H_VDS), VDS_RFC9162_SHA256, 'vds must be 1 (RFC9162_SHA256)');
   const kid = h.get(H_KID);
   assert.ok(Buffer.isBuffer(kid) && kid.length === 32, 'receipt kid must be a 32-byte bstr');
@@ -195,6 +196,8 @@ function parseReceipt(bytes) {
   assert.ok(Array.isArray(path) && path.every((p) => Buffer.isBuffer(p) && p.length === 32),
     'path must be an array of 32-byte bstr');
   assert.equal(s.signature.length, 64);
+  // custos signs the tree size too (docs/formats.md section 6): it must be the proof's.
+  assert.equal(h.get(H_TREE_SIZE), treeSize, 'signed tree size (label -65538) differs from the proof');
   return {
     ...s, alg: h.get(H_ALG), kid, iss: claims.get(C_ISS), iat: claims.get(C_IAT), treeSize, leafIndex, path,
   };
@@ -234,7 +237,7 @@ function verifyCheckpoint(bytes, nodePublicKey) {
 }
 
 module.exports = {
-  ALG_ES256, ALG_EDDSA, ALG_ED25519, H_ALG, H_CONTENT_TYPE, H_KID, H_CWT_CLAIMS, H_VDS, H_VDP, H_SEQUENCE,
+  ALG_ES256, ALG_EDDSA, ALG_ED25519, H_ALG, H_CONTENT_TYPE, H_KID, H_CWT_CLAIMS, H_VDS, H_VDP, H_SEQUENCE, H_TREE_SIZE,
   C_ISS, C_SUB, C_IAT, VDP_INCLUSION, TAG_SIGN1, CHECKPOINT_CONTENT_TYPE,
   cbor, encode, decodeOne, sha256, toPublic, spkiDer, kidOf, coseAlgOf, signRaw, verifyRaw, sigStructure, encodeSign1,
   statementProtectedMap, buildStatement, parseSign1, isDeterministic, verifyStatement, parseReceipt,

@@ -853,6 +853,27 @@ TEST_P(ReceiptTest, TreeSizeIsBoundOnlyByPathShape) {
   }
 }
 
+// custos binds the tree size in the protected header (label -65538), so the
+// path-shape ambiguity above is closed for its receipts.
+TEST_P(ReceiptTest, SignedTreeSizeMustMatchTheProof) {
+  auto log = make_log(GetParam(), 6);
+  ReceiptHeader h = receipt_header(log->node);
+  h.tree_size = 6;
+  Bytes protected_bytes = receipt_protected_bytes(h);
+  Bytes signature = sign_root(log->node, protected_bytes, log->tree.root());
+  auto path = merkle::inclusion_proof(log->tree, 2, 6);
+  ASSERT_TRUE(path.ok());
+  Receipt r = parsed(encode_receipt(protected_bytes, InclusionProof{6, 2, *path}, signature));
+  ASSERT_EQ(r.header.tree_size, std::optional<uint64_t>(6));
+  EXPECT_TRUE(verify_receipt(r, log->statements[2], log->node.public_key()).ok());
+  for (uint64_t size : {5, 7, 8}) {  // same path shape, refused now
+    r.proof.tree_size = size;
+    Status s = verify_receipt(r, log->statements[2], log->node.public_key());
+    EXPECT_EQ(s.code(), ErrorCode::kBadSignature) << size;
+    EXPECT_NE(s.message().find("receipt signs tree size 6"), std::string::npos) << s.message();
+  }
+}
+
 // Receipts assembled by hand to hit each parse rule.
 class ReceiptRefusal : public ::testing::Test {
  protected:
