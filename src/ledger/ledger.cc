@@ -264,7 +264,7 @@ Result<EntryInfo> Ledger::entry_by_location(const Hash256& id, uint64_t index,
   return info;
 }
 
-Result<EntryInfo> Ledger::entry(const Hash256& id) const {
+Result<records::EntryLocation> Ledger::locate(const Hash256& id) const {
   auto loc_bytes = store_->get(Column::kEntryIds, id);
   if (!loc_bytes.ok()) {
     if (loc_bytes.status().code() == ErrorCode::kNotFound) {
@@ -272,7 +272,11 @@ Result<EntryInfo> Ledger::entry(const Hash256& id) const {
     }
     return loc_bytes.status();
   }
-  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, records::EntryLocation::decode(*loc_bytes));
+  return records::EntryLocation::decode(*loc_bytes);
+}
+
+Result<EntryInfo> Ledger::entry(const Hash256& id) const {
+  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, locate(id));
   return entry_by_location(id, loc.index, loc.height);
 }
 
@@ -284,14 +288,7 @@ Result<EntryInfo> Ledger::entry_at(uint64_t index) const {
 }
 
 Result<Bytes> Ledger::receipt(const Hash256& id) const {
-  auto loc_bytes = store_->get(Column::kEntryIds, id);
-  if (!loc_bytes.ok()) {
-    if (loc_bytes.status().code() == ErrorCode::kNotFound) {
-      return error(ErrorCode::kNotFound, "no entry with id " + to_hex(id));
-    }
-    return loc_bytes.status();
-  }
-  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, records::EntryLocation::decode(*loc_bytes));
+  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, locate(id));
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(loc.height));
   // RFC 9162 gives the only entry of a 1-entry tree an empty path, but RFC
   // 9942's CDDL requires at least one hash, so strict verifiers would refuse

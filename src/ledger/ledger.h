@@ -21,6 +21,7 @@
 #include "ledger/block.h"
 #include "ledger/genesis.h"
 #include "ledger/key_registry.h"
+#include "ledger/records.h"
 #include "merkle/merkle.h"
 #include "storage/store.h"
 
@@ -121,6 +122,7 @@ class Ledger {
   explicit Ledger(LedgerConfig config);
   Status initialize();
   Status load();
+  Result<records::EntryLocation> locate(const Hash256& id) const;
   Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
   Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q,
                                                              const Head& head) const;
