@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks (never timed tests). `--smoke` is CI's short run of each;
 # without it, the figures recorded in docs/performance.md:
-#   scripts/bench.sh [COUNT]   (default 200000 statements, Ed25519 then ES256)
+#   scripts/bench.sh [COUNT]   (default 200000 statements per algorithm)
+# prints one JSON object per run, then the bytes on disk per entry at rest
+# (after a clean stop has flushed RocksDB's memtables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,21 +19,33 @@ else
 fi
 DATA=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
-"$B" node --dev --data-dir "$DATA" --listen 127.0.0.1:$PORT --log-level warn &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done
+N=http://127.0.0.1:$PORT
+start_node() {
+  "$B" node --dev --data-dir "$DATA" --listen 127.0.0.1:$PORT --log-level warn &
+  PID=$!
+  for _ in $(seq 1 100); do curl -sf $N/healthz >/dev/null && return; sleep 0.1; done
+  echo "node did not start"; exit 1
+}
+stop_node() { kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; }
+trap 'stop_node; rm -rf "$DATA"' EXIT
+start_node
 if [ $SMOKE = 1 ]; then
-  "$B" bench --node http://127.0.0.1:$PORT --admin-key "$DATA/keys/admin.key" --count 2000 --concurrency 8 \
+  "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --count 2000 --concurrency 8 \
     --batch 16 --receipts 20 --data-dir "$DATA"
-  "$B" bench --node http://127.0.0.1:$PORT --admin-key "$DATA/keys/admin.key" --count 500 --concurrency 8 \
+  "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --count 500 --concurrency 8 \
     --batch 1 --alg es256 --receipts 20
+  stop_node
   "$B" audit --data-dir "$DATA"
 else
   for alg in ed25519 es256; do
-    "$B" bench --node http://127.0.0.1:$PORT --admin-key "$DATA/keys/admin.key" --count "$COUNT" \
+    "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --count "$COUNT" \
       --concurrency 32 --batch 64 --alg $alg --data-dir "$DATA" --json
   done
-  "$B" bench --node http://127.0.0.1:$PORT --admin-key "$DATA/keys/admin.key" --count 20000 \
+  "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --count 20000 \
     --concurrency 64 --batch 1 --alg ed25519 --json
+  size=$(curl -s $N/v1/node | python3 -c 'import json,sys;print(json.load(sys.stdin)["log_size"])')
+  stop_node
+  bytes=$(du -sb "$DATA/db" | cut -f1)
+  echo "at rest: $bytes bytes in $DATA/db for $size entries = $((bytes / size)) bytes per entry"
+  "$B" audit --data-dir "$DATA"
 fi

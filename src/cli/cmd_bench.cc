@@ -45,14 +45,18 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// A payload shaped like a device event: a small CBOR map.
+// A payload shaped like a device event: a small CBOR map. The padding is
+// random so RocksDB's compression cannot flatter the bytes-per-entry figure.
 Bytes event_payload(size_t worker, size_t i, size_t pad_bytes) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  Bytes pad(pad_bytes);
+  for (auto& b : pad) b = static_cast<uint8_t>(rng());
   cbor::Map m;
   m.emplace_back(cbor::text("event"), cbor::text("rate-change"));
   m.emplace_back(cbor::text("device"), cbor::text("pump-" + std::to_string(worker)));
   m.emplace_back(cbor::text("n"), cbor::Value::uint(i));
   m.emplace_back(cbor::text("rate_ml_h"), cbor::Value::float64(12.5));
-  m.emplace_back(cbor::text("pad"), cbor::Value::bytes(Bytes(pad_bytes, 0x5a)));
+  m.emplace_back(cbor::text("pad"), cbor::Value::bytes(std::move(pad)));
   return cbor::encode(cbor::Value::map(std::move(m)));
 }
 

@@ -22,7 +22,14 @@ Bytes gap_record(const SequenceOutcome& gap) {
 }  // namespace
 
 Ledger::Ledger(LedgerConfig config) : config_(std::move(config)) {}
-Ledger::~Ledger() = default;
+Ledger::~Ledger() {
+  // A clean stop flushes the memtables, so the next start need not replay
+  // the write-ahead log and the files on disk hold the data at rest.
+  if (store_ && !config_.storage.read_only) {
+    Status s = store_->flush();
+    (void)s;  // nothing left to do about it: the WAL still has the data
+  }
+}
 
 Result<std::unique_ptr<Ledger>> Ledger::open(LedgerConfig config) {
   if (!config.genesis.find_node(config.node_key.public_key().kid())) {
