@@ -162,7 +162,7 @@ Status bench(const BenchOptions& o) {
   NodeClient probe(o.node);
   std::fprintf(stderr, "measuring %s verification rate on all cores...\n",
                crypto::algorithm_name(alg));
-  const double verify_rate = measure_verify_rate(alg, 2.0);
+  const double verify_rate_before = measure_verify_rate(alg, 2.0);
 
   std::vector<crypto::PrivateKey> keys;
   for (size_t i = 0; i < o.concurrency; ++i)
@@ -242,6 +242,10 @@ Status bench(const BenchOptions& o) {
   }
   for (auto& t : clients) t.join();
   const double elapsed = seconds_since(start);
+  // The machine is shared and noisy: measure the limit again now that the
+  // node is idle and keep the higher figure, so the ratio is not flattered by
+  // one unlucky measurement.
+  const double verify_rate = std::max(verify_rate_before, measure_verify_rate(alg, 2.0));
 
   std::vector<double> all;
   for (auto& v : latencies) all.insert(all.end(), v.begin(), v.end());
