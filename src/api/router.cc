@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
 
 #include "codec/cbor_json.h"
 #include "core/file.h"
@@ -21,7 +23,10 @@ namespace {
 Response json_response(const json& body, int status = 200) {
   Response r;
   r.status = status;
-  r.body = body.dump();
+  // Problem details echo the request path and method, which may be any
+  // bytes: replace invalid UTF-8 (U+FFFD) rather than throw, which would turn
+  // a 404 or 405 into a 500.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
@@ -146,6 +151,20 @@ json block_json(const ledger::BlockRecord& b) {
             {"root_signature", to_hex(b.root_signature)}};
   if (h.genesis_hash) j["genesis_hash"] = to_hex(*h.genesis_hash);
   return j;
+}
+
+// The element count declared by a CBOR array head at the start of `body`
+// (major type 4, RFC 8949 section 3), or nullopt if it does not start with one.
+std::optional<uint64_t> declared_array_length(std::string_view body) {
+  if (body.empty() || (static_cast<uint8_t>(body[0]) >> 5) != 4) return std::nullopt;
+  const uint8_t info = static_cast<uint8_t>(body[0]) & 0x1f;
+  if (info < 24) return info;
+  if (info > 27) return std::nullopt;  // indefinite length or reserved
+  const size_t width = size_t{1} << (info - 24);
+  if (body.size() < 1 + width) return std::nullopt;
+  uint64_t n = 0;
+  for (size_t i = 1; i <= width; ++i) n = (n << 8) | static_cast<uint8_t>(body[i]);
+  return n;
 }
 
 // Splits "/v1/entries/abc/receipt" into {"v1", "entries", "abc", "receipt"}.
@@ -286,6 +305,13 @@ Response Router::post_batch(const Request& r) {
     return problem(415, "unsupported-media-type",
                    "POST /v1/entries/batch takes Content-Type: application/cbor (an array of bstr "
                    "statements)");
+  }
+  // Decided on the array head: the decoder's item limit below would refuse
+  // a longer batch as malformed before the count could be checked.
+  if (auto n = declared_array_length(r.body); n && *n > limits::kBatchStatementsMax) {
+    return problem(error(ErrorCode::kTooLarge, "batch of " + std::to_string(*n) + " exceeds " +
+                                                   std::to_string(limits::kBatchStatementsMax) +
+                                                   " statements"));
   }
   cbor::DecodeOptions options;
   options.max_depth = 2;

@@ -1,9 +1,11 @@
 // Full audit of a data directory, independent of the running node's state:
 // replays the whole log from the genesis file and re-checks everything a
 // node promised — every statement signature and registration decision (keys,
-// revocations, sequence numbers), the entry id map, every stored log leaf,
-// every block's Merkle root, the block hash chain, and both node signatures
-// on every block. Opens RocksDB read-only, so it may run beside a live node.
+// revocations, sequence numbers), the entry id map, every stored log node
+// (leaves and the inner nodes proofs are built from), every block's Merkle
+// root, the block hash chain, both node signatures on every block, and that
+// no entry is stored beyond the newest block. Opens RocksDB read-only, so it
+// may run beside a live node.
 #pragma once
 
 #include <functional>

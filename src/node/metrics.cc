@@ -1,6 +1,7 @@
 #include "node/metrics.h"
 
-#include <cstdio>
+#include <charconv>
+#include <system_error>
 
 namespace custos::node {
 
@@ -9,10 +10,12 @@ void line(std::string& out, const std::string& text) {
   out += text;
   out += '\n';
 }
+// Shortest text that reads back as the same double: "%.17g" would print the
+// bucket bound 0.005 as le="0.0050000000000000001", which no one selects.
 std::string num(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
 }
 void counter(std::string& out, const std::string& name, const std::string& help, uint64_t v) {
   line(out, "# HELP " + name + " " + help);

@@ -116,25 +116,32 @@ std::vector<Result<Submission>> Node::submit_batch(const std::vector<ByteView>& 
 }
 
 // Waits for the first statement, then gathers more until the block is full
-// or block_interval_ms has passed since the first one arrived.
+// or block_interval_ms has passed since the first one arrived. They stay in
+// queue_ until the block closes, so that pending_max (backpressure) and
+// pending() count the block being formed, not only what arrived since.
 std::vector<std::unique_ptr<Node::Pending>> Node::take_block() {
-  std::vector<std::unique_ptr<Pending>> block;
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
   const auto deadline = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
+  size_t n = 0;  // queue_[0, n) goes into the block
   size_t bytes = 0;
   for (;;) {
-    while (!queue_.empty() && block.size() < config_.block_entries_max &&
-           bytes + queue_.front()->bytes <= config_.block_bytes_max) {
-      bytes += queue_.front()->bytes;
-      block.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+    // The first statement always fits: otherwise one larger than
+    // block_bytes_max would stop the sequencer for good.
+    while (n < queue_.size() && n < config_.block_entries_max &&
+           (n == 0 || bytes + queue_[n]->bytes <= config_.block_bytes_max)) {
+      bytes += queue_[n]->bytes;
+      ++n;
     }
-    const bool full = block.size() >= config_.block_entries_max ||
-                      (!queue_.empty() && bytes + queue_.front()->bytes > config_.block_bytes_max);
+    const bool full = n >= config_.block_entries_max || n < queue_.size();
     if (full || stopping_ || Clock::now() >= deadline) break;
-    cv_.wait_until(lock, deadline, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) break;
+    if (!cv_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() > n; })) break;
+  }
+  std::vector<std::unique_ptr<Pending>> block;
+  block.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    block.push_back(std::move(queue_.front()));
+    queue_.pop_front();
   }
   return block;
 }
@@ -161,9 +168,10 @@ void Node::run_sequencer() {
     }
     metrics_.block_write_latency.observe(
         std::chrono::duration<double>(Clock::now() - start).count());
+    // Count before answering, so a submitter that has its answer (and then
+    // reads /metrics) sees the counters include it.
     bool wrote_block = false;
-    for (size_t i = 0; i < block.size(); ++i) {
-      Result<ledger::Registered>& r = (*results)[i];
+    for (const Result<ledger::Registered>& r : *results) {
       if (r.ok()) {
         wrote_block = true;
         metrics_.statements_registered.fetch_add(1, std::memory_order_relaxed);
@@ -171,9 +179,9 @@ void Node::run_sequencer() {
       } else {
         metrics_.refused(r.status().code());
       }
-      block[i]->promise.set_value(std::move(r));
     }
     if (wrote_block) metrics_.blocks_written.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < block.size(); ++i) block[i]->promise.set_value(std::move((*results)[i]));
   }
 }
 

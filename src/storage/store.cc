@@ -44,8 +44,6 @@ const char* column_name(Column column) {
 }
 
 struct WriteBatch::Impl {
-  rocksdb::WriteBatch batch;
-  std::vector<rocksdb::ColumnFamilyHandle*>* handles = nullptr;
   struct Op {
     Column column;
     bool remove;
@@ -145,17 +143,21 @@ Result<Bytes> Store::get(Column column, ByteView key) const {
 }
 
 Status Store::write(WriteBatch& batch, bool sync) {
-  rocksdb::WriteBatch& wb = batch.impl_->batch;
+  // Built afresh on every call: a RocksDB batch kept in the WriteBatch would
+  // still hold this write's operations and replay them if the object were
+  // written again.
+  rocksdb::WriteBatch wb;
   for (const auto& op : batch.impl_->ops) {
     rocksdb::Status s = op.remove ? wb.Delete(impl_->cf(op.column), slice(op.key))
                                   : wb.Put(impl_->cf(op.column), slice(op.key), slice(op.value));
     if (!s.ok()) return io_error(s, "building write batch");
   }
-  batch.impl_->ops.clear();
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = impl_->db->Write(wo, &wb);
   if (!s.ok()) return io_error(s, "writing batch");
+  batch.impl_->ops.clear();
+  batch.impl_->bytes = 0;
   return Status();
 }
 

@@ -60,7 +60,8 @@ class Store {
 
   // kNotFound when absent.
   Result<Bytes> get(Column column, ByteView key) const;
-  // Applies the batch atomically; with sync, returns only after fsync.
+  // Applies the batch atomically; with sync, returns only after fsync. On
+  // success the batch is left empty, ready for reuse.
   Status write(WriteBatch& batch, bool sync);
 
   // Visits keys in [start, end) in order (end empty = to the end of the
