@@ -155,7 +155,10 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
   std::vector<Result<Registered>> results;
   results.reserve(batch.size());
   uint64_t index = frontier_.size();
+  // Leaf hashes (level 0) are not stored: the entry is, and hashing it again
+  // when a proof needs it is cheaper than a record per entry (see records.h).
   const auto store_node = [&](const merkle::Frontier::NewNode& n) {
+    if (n.level == 0) return;
     wb.put(Column::kNodes, records::node_key(n.level, n.index), n.hash);
   };
 

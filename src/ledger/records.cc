@@ -14,6 +14,16 @@ Bytes index_prefix(uint8_t kind, std::string_view value) {
 }
 
 Result<merkle::Hash> StoreNodeReader::perfect_subtree(uint32_t level, uint64_t index) {
+  if (level == 0) {
+    auto entry = store_.get(storage::Column::kEntries, be64_key(index));
+    if (!entry.ok()) {
+      if (entry.status().code() == ErrorCode::kNotFound) {
+        return error(ErrorCode::kCorruption, "entry " + std::to_string(index) + " is missing");
+      }
+      return entry.status();
+    }
+    return merkle::leaf_hash(*entry);
+  }
   auto value = store_.get(storage::Column::kNodes, node_key(level, index));
   if (!value.ok()) {
     if (value.status().code() == ErrorCode::kNotFound) {

@@ -68,7 +68,9 @@ struct EntryLocation {
   }
 };
 
-// Reads perfect-subtree hashes from the log_nodes column.
+// Reads perfect-subtree hashes from the log_nodes column. Level 0 (leaf
+// hashes) is not stored: it is computed from the entry itself, which saves a
+// record per entry; a proof needs at most a few leaves.
 class StoreNodeReader : public merkle::NodeReader {
  public:
   explicit StoreNodeReader(const storage::Store& store) : store_(store) {}

@@ -44,13 +44,10 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     t.ready = Result<Submission>(admitted.status());
     return t;
   }
+  // Idempotent retries (the same bytes again) need no lookup here: the
+  // sequencer refuses them as a replay of their own sequence number, and
+  // await() then finds and returns the original registration.
   t.id = admitted->id;
-  // Idempotent retries: a client that lost our answer may send the same bytes
-  // again and should learn where they were registered.
-  if (auto existing = ledger_->entry(t.id); existing.ok()) {
-    t.ready = Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
-    return t;
-  }
   auto p = std::make_unique<Pending>();
   p->bytes = admitted->statement.bytes.size();
   p->admitted = std::move(admitted).value();
@@ -85,8 +82,8 @@ Result<Submission> Node::await(Ticket& t) {
   }
   Result<ledger::Registered> r = t.future.get();
   if (!r.ok()) {
-    // Two identical submissions raced: the second one is a replay of the
-    // first, which is registered; answer as for any retry.
+    // The same bytes were registered before (a retry, or two identical
+    // submissions racing): answer with that registration.
     if (r.status().code() == ErrorCode::kReplay) {
       if (auto existing = ledger_->entry(t.id); existing.ok()) {
         return Submission{{existing->id, existing->index, existing->height, existing->gap}, true};

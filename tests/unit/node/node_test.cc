@@ -298,8 +298,11 @@ TEST_F(NodeTest, RegistrationTimeoutIsUnavailableButTheStatementStillLands) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_TRUE(node_->ledger().entry(id).ok());
+  // A resubmission is answered through the sequencer (a replay of its own
+  // sequence number), so it needs a timeout longer than a block interval.
+  start(config());
   auto retry = node_->submit(st);
-  ASSERT_TRUE(retry.ok());
+  ASSERT_TRUE(retry.ok()) << retry.status().to_string();
   EXPECT_TRUE(retry->already_registered);
 }
 
