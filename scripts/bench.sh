@@ -26,7 +26,12 @@ start_node() {
   for _ in $(seq 1 100); do curl -sf $N/healthz >/dev/null && return; sleep 0.1; done
   echo "node did not start"; exit 1
 }
-stop_node() { kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; }
+stop_node() {
+  [ -n "${PID:-}" ] || return 0
+  kill -TERM "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+}
 trap 'stop_node; rm -rf "$DATA"' EXIT
 start_node
 if [ $SMOKE = 1 ]; then

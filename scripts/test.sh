@@ -40,8 +40,10 @@ ctest_asan() {
     ctest --output-on-failure -j2 -L unit --timeout 600)
 }
 fuzz() {
-  BUILD_DIR=build-fuzz CC=clang CXX=clang++ bash scripts/build.sh -DCUSTOS_FUZZ=ON -DCUSTOS_TESTS=OFF \
-    -DCUSTOS_BENCH=OFF || return 1
+  local targets
+  targets=$(for f in tests/fuzz/*_fuzz.cc; do basename "$f" .cc; done | tr '\n' ' ')
+  BUILD_DIR=build-fuzz CC=clang CXX=clang++ TARGETS="$targets" bash scripts/build.sh -DCUSTOS_FUZZ=ON \
+    -DCUSTOS_TESTS=OFF -DCUSTOS_BENCH=OFF || return 1
   local ok=0
   for harness in build-fuzz/*_fuzz; do
     local name
