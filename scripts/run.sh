@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/deps.sh
 echo "== building (first time: a few minutes on 2 cores)"
-bash scripts/build.sh -DCUSTOS_TESTS=OFF -DCUSTOS_BENCH=OFF
+TARGETS=custos bash scripts/build.sh
 B=$ROOT/build/custos
 DATA=${CUSTOS_DATA:-$ROOT/custos-data}
 LISTEN=${CUSTOS_LISTEN:-127.0.0.1:8080}

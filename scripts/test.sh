@@ -27,7 +27,9 @@ step() {
   fi
 }
 
-build_main() { bash scripts/build.sh; }
+# Options spelled out: CMake remembers them per build directory, so a
+# directory configured differently earlier must not silently drop tests.
+build_main() { bash scripts/build.sh -DCUSTOS_TESTS=ON -DCUSTOS_BENCH=ON -DCUSTOS_SANITIZE=OFF -DCUSTOS_FUZZ=OFF; }
 ctest_main() { (cd build && ctest --output-on-failure -j2 --timeout 600); }
 build_asan() {
   # Only the unit-test binaries: the integration tests run the normal build.
