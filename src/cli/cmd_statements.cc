@@ -230,24 +230,11 @@ struct EntriesOptions {
   std::string issuer, subject, type, from, to, cursor, limit;
 };
 
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 Status entries(const EntriesOptions& o) {
   std::string q;
   auto add = [&](const char* name, const std::string& v) {
-    if (!v.empty()) q += (q.empty() ? "?" : "&") + std::string(name) + "=" + url_encode(v);
+    if (!v.empty()) q += (q.empty() ? "?" : "&") + std::string(name) + "=" + percent_encode(v);
   };
   add("issuer", o.issuer);
   add("subject", o.subject);

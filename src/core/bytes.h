@@ -33,6 +33,9 @@ Result<Bytes> from_hex(std::string_view hex);
 // Exactly 64 hex characters -> 32 bytes.
 Result<Hash256> hash_from_hex(std::string_view hex);
 
+// RFC 3986 percent-encoding of a URI query value (unreserved characters kept).
+std::string percent_encode(std::string_view text);
+
 std::string base64_encode(ByteView bytes);
 Result<Bytes> base64_decode(std::string_view text);
 

@@ -63,19 +63,7 @@ inline void spit(const std::string& path, std::string_view text) {
 }
 
 // Percent-encodes a query parameter value ('+' would otherwise mean space).
-inline std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+using custos::percent_encode;
 
 inline std::string as_string(const Bytes& b) {
   return std::string(b.begin(), b.end());

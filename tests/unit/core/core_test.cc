@@ -23,6 +23,12 @@ TEST(Hex, RoundTripAndRefusals) {
   EXPECT_TRUE(hash_from_hex(std::string(64, 'a')).ok());
 }
 
+TEST(PercentEncode, KeepsUnreservedAndEscapesTheRest) {
+  EXPECT_EQ(percent_encode("pump-17_a.b~"), "pump-17_a.b~");
+  EXPECT_EQ(percent_encode("application/vnd.custos+cbor"), "application%2Fvnd.custos%2Bcbor");
+  EXPECT_EQ(percent_encode("a b&c=\xff"), "a%20b%26c%3D%FF");
+}
+
 TEST(Base64, KnownAnswers) {
   // RFC 4648 section 10 test vectors.
   const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg=="},

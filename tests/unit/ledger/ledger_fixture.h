@@ -3,6 +3,8 @@
 // statements (ordinary, key registration, key revocation).
 #pragma once
 
+#include "support/temp_dir.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -20,27 +22,7 @@
 
 namespace custos::testutil {
 
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  explicit TempDir(const char* prefix = "custos-test") {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
-    const char* made = mkdtemp(tmpl.data());
-    EXPECT_NE(made, nullptr) << "mkdtemp " << tmpl;
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using custos::testutil::TempDir;  // tests/support/temp_dir.h
 
 inline crypto::PrivateKey new_key(crypto::Algorithm alg = crypto::Algorithm::kEd25519) {
   auto key = crypto::PrivateKey::generate(alg);

@@ -3,6 +3,7 @@
 // a unit, data survives a reopen, read-only opens cannot write, and a second
 // writer on the same directory is refused.
 #include "storage/store.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -16,25 +17,7 @@
 namespace custos::storage {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "custos-store-XXXXXX").string();
-    const char* made = mkdtemp(tmpl.data());
-    EXPECT_NE(made, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 // Small memory bounds: many stores are opened per test run.
 Options small_options() {
