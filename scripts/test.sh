@@ -66,9 +66,13 @@ fuzz() {
   done
   return $ok
 }
+format_check() {
+  git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' | xargs clang-format --dry-run --Werror
+}
 interop() { CUSTOS_BIN=$ROOT/build/custos bash tests/interop/run.sh; }
 bench_smoke() { bash scripts/bench.sh --smoke; }
 
+step "format (clang-format, .clang-format)" format_check
 step "build" build_main
 step "unit, property and integration tests" ctest_main
 step "build with ASan+UBSan" build_asan

@@ -230,7 +230,6 @@ struct EntriesOptions {
   std::string issuer, subject, type, from, to, cursor, limit;
 };
 
-
 Status entries(const EntriesOptions& o) {
   std::string q;
   auto add = [&](const char* name, const std::string& v) {

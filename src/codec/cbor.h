@@ -66,8 +66,8 @@ class Value {
   bool is_integer() const { return type_ == Type::kUnsigned || type_ == Type::kNegative; }
 
   // Accessors assert the type: check type() first.
-  uint64_t as_uint() const;              // kUnsigned
-  uint64_t negative_argument() const;    // kNegative: n in -1 - n
+  uint64_t as_uint() const;                 // kUnsigned
+  uint64_t negative_argument() const;       // kNegative: n in -1 - n
   std::optional<int64_t> as_int64() const;  // kUnsigned/kNegative within int64 range
   const Bytes& as_bytes() const;
   const std::string& as_text() const;
@@ -124,7 +124,11 @@ Result<Value> decode_prefix(ByteView input, size_t* consumed, const DecodeOption
 std::string diagnostic(const Value& value);
 
 // Small helpers for building headers and maps tersely.
-inline Value text(std::string_view s) { return Value::text(std::string(s)); }
-inline Value integer(int64_t v) { return Value::integer(v); }
+inline Value text(std::string_view s) {
+  return Value::text(std::string(s));
+}
+inline Value integer(int64_t v) {
+  return Value::integer(v);
+}
 
 }  // namespace custos::cbor

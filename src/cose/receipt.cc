@@ -98,10 +98,10 @@ Result<RawProof> decode_proof(ByteView bytes, std::string_view what, std::string
 }
 
 Result<ReceiptHeader> parse_receipt_header(const cbor::Value& map) {
-  CUSTOS_RETURN_IF_ERROR(internal::only_keys(map, kProtected, "label",
-                                             {kHeaderAlg, kHeaderKid, kHeaderCwtClaims, kHeaderVds,
-                                              kHeaderTreeSize},
-                                             "1 alg, 4 kid, 15 CWT claims, 395 vds, -65538 tree size"));
+  CUSTOS_RETURN_IF_ERROR(
+      internal::only_keys(map, kProtected, "label",
+                          {kHeaderAlg, kHeaderKid, kHeaderCwtClaims, kHeaderVds, kHeaderTreeSize},
+                          "1 alg, 4 kid, 15 CWT claims, 395 vds, -65538 tree size"));
   ReceiptHeader header;
   CUSTOS_ASSIGN_OR_RETURN(int64_t cose_alg, internal::require_int(map, kAlgField));
   auto alg = crypto::algorithm_from_cose(cose_alg);

@@ -36,8 +36,8 @@ struct ConsistencyProof {
 
 struct ReceiptHeader {
   crypto::Algorithm alg = crypto::Algorithm::kEd25519;
-  Hash256 kid{};          // node key id
-  std::string issuer;     // node / consortium name
+  Hash256 kid{};             // node key id
+  std::string issuer;        // node / consortium name
   uint64_t issued_at_s = 0;  // block time
   // Signed tree size; always written by custos, optional when parsing so
   // other RFC 9942 receipts still parse. Must equal the proof's tree_size.

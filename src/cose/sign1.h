@@ -32,9 +32,9 @@ inline constexpr int64_t kClaimIat = 6;
 inline constexpr uint64_t kTagSign1 = 18;
 
 struct Sign1 {
-  Bytes protected_bytes;      // exactly as received/signed (bstr content)
-  cbor::Value protected_map;  // decoded protected_bytes (empty map if empty)
-  cbor::Value unprotected;    // map
+  Bytes protected_bytes;         // exactly as received/signed (bstr content)
+  cbor::Value protected_map;     // decoded protected_bytes (empty map if empty)
+  cbor::Value unprotected;       // map
   std::optional<Bytes> payload;  // nullopt = detached (nil)
   Bytes signature;
 };

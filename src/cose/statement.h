@@ -15,8 +15,8 @@ struct StatementHeader {
   int64_t cose_alg = crypto::kCoseAlgEd25519;  // as written (-8 or -19 for Ed25519)
   Hash256 kid{};
   std::string content_type;
-  std::string issuer;   // CWT iss
-  std::string subject;  // CWT sub
+  std::string issuer;        // CWT iss
+  std::string subject;       // CWT sub
   uint64_t issued_at_s = 0;  // CWT iat, seconds since the Unix epoch
   uint64_t sequence = 0;     // per-key, starts at 1
 };

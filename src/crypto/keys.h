@@ -28,7 +28,7 @@ inline constexpr int64_t kCoseAlgEd25519 = -19;
 
 int64_t cose_algorithm(Algorithm alg);
 Result<Algorithm> algorithm_from_cose(int64_t cose_alg);
-const char* algorithm_name(Algorithm alg);  // "ES256" / "Ed25519"
+const char* algorithm_name(Algorithm alg);                     // "ES256" / "Ed25519"
 Result<Algorithm> algorithm_from_name(std::string_view name);  // case-insensitive
 
 inline constexpr size_t kSignatureBytes = 64;  // both algorithms

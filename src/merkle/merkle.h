@@ -36,7 +36,8 @@ class NodeReader {
 Result<Hash> root(NodeReader& nodes, uint64_t tree_size);
 
 // PATH(leaf_index, D[0:tree_size]) per RFC 9162 2.1.3.1. O(log n) reads.
-Result<std::vector<Hash>> inclusion_proof(NodeReader& nodes, uint64_t leaf_index, uint64_t tree_size);
+Result<std::vector<Hash>> inclusion_proof(NodeReader& nodes, uint64_t leaf_index,
+                                          uint64_t tree_size);
 
 // PROOF(size1, D[0:size2]) per RFC 9162 2.1.4.1; empty for size1 == size2.
 // Requires 0 < size1 <= size2 (kInvalidArgument otherwise). O(log n) reads.

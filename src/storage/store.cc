@@ -154,7 +154,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const Options
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   for (int i = 0; i < kColumnCount; ++i) {
-    columns.emplace_back(column_name(static_cast<Column>(i)), options_for(static_cast<Column>(i), cf_options));
+    columns.emplace_back(column_name(static_cast<Column>(i)),
+                         options_for(static_cast<Column>(i), cf_options));
   }
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
@@ -184,9 +185,9 @@ Status Store::write(WriteBatch& batch, bool sync) {
   rocksdb::WriteBatch wb(b.arena.size() + 32 * b.ops.size());  // payload + per-record framing
   for (const auto& op : b.ops) {
     rocksdb::Slice key = slice(b.at(op.key_offset, op.key_size));
-    rocksdb::Status s = op.remove ? wb.Delete(impl_->cf(op.column), key)
-                                  : wb.Put(impl_->cf(op.column), key,
-                                           slice(b.at(op.value_offset, op.value_size)));
+    rocksdb::Status s =
+        op.remove ? wb.Delete(impl_->cf(op.column), key)
+                  : wb.Put(impl_->cf(op.column), key, slice(b.at(op.value_offset, op.value_size)));
     if (!s.ok()) return io_error(s, "building write batch");
   }
   rocksdb::WriteOptions wo;

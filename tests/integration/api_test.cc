@@ -325,9 +325,9 @@ TEST_F(ApiTest, EntriesQueryPagesReturnExactlyTheMatchesInOrder) {
   EXPECT_EQ(page_through(*client_, "issuer=" + a.issuer + "&subject=dev-odd", 3, &pages),
             expect([&](const Made& m) { return m.issuer == a.issuer && m.subject == "dev-odd"; }));
   EXPECT_GE(pages, 3);
-  EXPECT_EQ(
-      page_through(*client_, "issuer=" + b.issuer + "&type=" + percent_encode(other_type), 2, &pages),
-      expect([&](const Made& m) { return m.issuer == b.issuer && m.type == other_type; }));
+  EXPECT_EQ(page_through(*client_, "issuer=" + b.issuer + "&type=" + percent_encode(other_type), 2,
+                         &pages),
+            expect([&](const Made& m) { return m.issuer == b.issuer && m.type == other_type; }));
   EXPECT_EQ(page_through(*client_, "issuer=" + a.issuer + "&subject=nobody", 5, &pages),
             std::vector<std::string>{});
 

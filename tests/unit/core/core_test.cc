@@ -31,9 +31,12 @@ TEST(PercentEncode, KeepsUnreservedAndEscapesTheRest) {
 
 TEST(Base64, KnownAnswers) {
   // RFC 4648 section 10 test vectors.
-  const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg=="},
-                                                         {"fo", "Zm8="},   {"foo", "Zm9v"},
-                                                         {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
                                                          {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(base64_encode(as_view(plain)), encoded);
@@ -72,7 +75,8 @@ TEST(Status, CarriesCodeAndMessage) {
 }
 
 TEST(File, AtomicWriteReadAndLimits) {
-  const auto dir = std::filesystem::temp_directory_path() / ("custos-core-test-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("custos-core-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "f").string();
   EXPECT_EQ(read_file(path).status().code(), ErrorCode::kNotFound);

@@ -3,8 +3,6 @@
 // statements (ordinary, key registration, key revocation).
 #pragma once
 
-#include "support/temp_dir.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -19,6 +17,7 @@
 #include "ledger/genesis.h"
 #include "ledger/ledger.h"
 #include "ledger/policy.h"
+#include "support/temp_dir.h"
 
 namespace custos::testutil {
 

@@ -3,7 +3,6 @@
 // a unit, data survives a reopen, read-only opens cannot write, and a second
 // writer on the same directory is refused.
 #include "storage/store.h"
-#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -13,6 +12,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "support/temp_dir.h"
 
 namespace custos::storage {
 namespace {
