@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <condition_variable>
 #include <deque>
@@ -102,6 +103,14 @@ Server::Server(node::Node& node) : impl_(std::make_unique<Impl>(node)) {
   // bounds how long a clean shutdown waits for them.
   http.set_keep_alive_timeout(limits::kHttpKeepAliveIdleS);
   http.set_tcp_nodelay(true);
+  // httplib's default sets SO_REUSEPORT, which lets a second process bind the
+  // same port and silently take half of the clients (two nodes on one port
+  // split the traffic between two ledgers). SO_REUSEADDR alone still allows a
+  // quick restart while old connections sit in TIME_WAIT.
+  http.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     send(impl_->router.handle(to_request(req)), res);
   };

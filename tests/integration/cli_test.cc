@@ -351,3 +351,32 @@ TEST_F(CliTest, BadInputFailsWithAMessage) {
 
 }  // namespace
 }  // namespace custos::integration
+
+namespace custos::integration {
+namespace {
+
+// A second node started on a port a node already listens on must refuse to
+// start: with SO_REUSEPORT (httplib's default) it would bind too, and the
+// kernel would hand half of the clients to another ledger.
+TEST(NodeStartTest, ASecondNodeOnTheSamePortRefusesToStart) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/first");
+  NodeProcess first(dir.path() + "/first");
+  ASSERT_TRUE(first.start());
+  const std::string other = dir.path() + "/second";
+  CommandResult second = run_custos(dir.path(), {"node", "--dev", "--data-dir", other, "--listen",
+                                                 "127.0.0.1:" + std::to_string(first.port())});
+  EXPECT_EQ(second.exit_code, 3) << second.err;
+  EXPECT_NE(second.err.find("cannot bind"), std::string::npos) << second.err;
+  // The first node still answers, and every answer comes from it.
+  auto client = make_client(first.port());
+  for (int i = 0; i < 20; ++i) {
+    auto res = client->Get("/v1/node");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(Json::parse(res->body).value("kid", ""), to_hex(first.node_key().kid()));
+  }
+  EXPECT_EQ(first.stop(), 0);
+}
+
+}  // namespace
+}  // namespace custos::integration
