@@ -9,6 +9,7 @@
 
 #include "api/server.h"
 #include "cli/common.h"
+#include "cli/signing.h"
 #include "core/file.h"
 #include "crypto/keys.h"
 #include "ledger/genesis.h"
@@ -28,13 +29,6 @@ struct NodeOptions {
   int block_interval_ms = limits::kBlockIntervalMsDefault;
   std::string log_level = "info";
 };
-
-Result<crypto::PrivateKey> load_private_key(const std::string& path) {
-  CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(path, 64 * 1024));
-  auto key = crypto::PrivateKey::from_pem(as_string_view(pem));
-  if (!key.ok()) return error(key.status().code(), path + ": " + key.status().message());
-  return key;
-}
 
 Status write_key_pair(const std::string& dir, const std::string& name,
                       const crypto::PrivateKey& key) {

@@ -254,6 +254,11 @@ Result<EntryInfo> Ledger::entry_by_location(const Hash256& id, uint64_t index,
     return error(ErrorCode::kCorruption,
                  "entry " + std::to_string(index) + " does not match its id");
   }
+  return entry_from_bytes(id, index, height, std::move(bytes));
+}
+
+Result<EntryInfo> Ledger::entry_from_bytes(const Hash256& id, uint64_t index, uint64_t height,
+                                           Bytes bytes) const {
   CUSTOS_ASSIGN_OR_RETURN(cose::Statement st, cose::parse_statement(bytes));
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
   EntryInfo info;
@@ -294,7 +299,15 @@ Result<EntryInfo> Ledger::entry_at(uint64_t index) const {
   if (index >= head().log_size)
     return error(ErrorCode::kNotFound, "no entry at index " + std::to_string(index));
   CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, store_->get(Column::kEntries, records::be64_key(index)));
-  return entry(crypto::sha256(bytes));
+  // Queries call this for every row they examine: read and hash the entry
+  // once, and take only its block height from the id map.
+  const Hash256 id = crypto::sha256(bytes);
+  CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, locate(id));
+  if (loc.index != index) {
+    return error(ErrorCode::kCorruption,
+                 "entry " + std::to_string(index) + " does not match its id");
+  }
+  return entry_from_bytes(id, index, loc.height, std::move(bytes));
 }
 
 Result<Bytes> Ledger::receipt(const Hash256& id) const {

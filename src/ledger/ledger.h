@@ -123,6 +123,9 @@ class Ledger {
   Status initialize();
   Status load();
   Result<records::EntryLocation> locate(const Hash256& id) const;
+  // Builds the answer from entry bytes already read (and checked against id).
+  Result<EntryInfo> entry_from_bytes(const Hash256& id, uint64_t index, uint64_t height,
+                                     Bytes bytes) const;
   Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
   Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q,
                                                              const Head& head) const;
