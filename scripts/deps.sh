@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang clang-format clang-tidy
   libssl-dev libsodium-dev librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev
-  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  libasio-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   curl procps
 )
 missing=()
