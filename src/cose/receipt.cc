@@ -1,5 +1,8 @@
 #include "cose/receipt.h"
 
+#include <algorithm>
+#include <cassert>
+
 #include "cose/internal.h"
 #include "cose/sign1.h"
 #include "merkle/merkle.h"
@@ -154,6 +157,45 @@ Result<InclusionProof> parse_vdp(const cbor::Value& unprotected) {
   return InclusionProof{raw.a, raw.b, std::move(raw.path)};
 }
 
+// verify_receipt, returning the root the receipt proves (bundles group
+// their elements by it).
+Result<Hash256> verified_root(const Receipt& receipt, ByteView statement_bytes,
+                              const crypto::PublicKey& node_key) {
+  if (receipt.header.kid != node_key.kid()) {
+    return error(ErrorCode::kBadSignature, "receipt signed by kid " + kid_hex(receipt.header.kid) +
+                                               ", expected " + kid_hex(node_key.kid()));
+  }
+  if (receipt.header.alg != node_key.algorithm()) {
+    return error(ErrorCode::kBadSignature,
+                 std::string("receipt alg is ") + crypto::algorithm_name(receipt.header.alg) +
+                     " but the node key is " + crypto::algorithm_name(node_key.algorithm()));
+  }
+  const InclusionProof& proof = receipt.proof;
+  if (receipt.header.tree_size && *receipt.header.tree_size != proof.tree_size) {
+    return error(ErrorCode::kBadSignature,
+                 "receipt signs tree size " + std::to_string(*receipt.header.tree_size) +
+                     " but its proof claims " + std::to_string(proof.tree_size));
+  }
+  auto root = merkle::root_from_inclusion_proof(merkle::leaf_hash(statement_bytes),
+                                                proof.leaf_index, proof.tree_size, proof.path);
+  if (!root.ok()) {
+    return error(ErrorCode::kMalformed, "receipt inclusion proof (leaf_index " +
+                                            std::to_string(proof.leaf_index) + ", tree_size " +
+                                            std::to_string(proof.tree_size) +
+                                            "): " + root.status().message());
+  }
+  Status s = node_key.verify(sig_structure(receipt.protected_bytes, {}, ByteView(*root)),
+                             receipt.signature);
+  if (!s.ok()) {
+    return error(ErrorCode::kBadSignature,
+                 "receipt signature does not verify over the root " + to_hex(ByteView(*root)) +
+                     " implied by the statement and inclusion proof (wrong statement, proof or "
+                     "node key): " +
+                     s.message());
+  }
+  return *root;
+}
+
 }  // namespace
 
 Bytes receipt_protected_bytes(const ReceiptHeader& header) {
@@ -224,39 +266,298 @@ Result<Receipt> parse_receipt(ByteView bytes) {
 
 Status verify_receipt(const Receipt& receipt, ByteView statement_bytes,
                       const crypto::PublicKey& node_key) {
-  if (receipt.header.kid != node_key.kid()) {
-    return error(ErrorCode::kBadSignature, "receipt signed by kid " + kid_hex(receipt.header.kid) +
-                                               ", expected " + kid_hex(node_key.kid()));
+  return verified_root(receipt, statement_bytes, node_key).status();
+}
+
+// ---------------------------------------------------------------------------
+// Receipt bundles
+
+namespace {
+
+constexpr uint8_t kMajorBytes = 2;
+constexpr uint8_t kMajorArray = 4;
+constexpr uint8_t kMajorTag = 6;
+constexpr uint8_t kTagSign1Head = 0xd2;  // major type 6, tag 18, one byte
+
+std::string n_of(size_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
+// What an item is, from its first byte alone (the bundle's outer layer is
+// read head by head, so there is no decoded value to describe).
+std::string item_kind(uint8_t initial_byte) {
+  static constexpr const char* kMajorNames[] = {"an unsigned integer",
+                                                "a negative integer",
+                                                "a bstr",
+                                                "a text string",
+                                                "an array",
+                                                "a map",
+                                                "a tag",
+                                                "a simple value or float"};
+  if (initial_byte == kTagSign1Head) return "tag 18";
+  return kMajorNames[initial_byte >> 5];
+}
+
+Status in_element(const Status& s, size_t element) {
+  return error(s.code(), "receipt bundle element " + std::to_string(element) + ": " + s.message());
+}
+
+struct ArrayHead {
+  uint64_t count = 0;
+  size_t head_bytes = 0;
+};
+
+// A definite-length array head in its shortest form (RFC 8949 4.2.1), so a
+// bundle has exactly one encoding. bytes[0] is known to be major type 4.
+Result<ArrayHead> read_array_head(ByteView bytes) {
+  const uint8_t info = bytes[0] & 0x1f;
+  if (info < 24) return ArrayHead{info, 1};
+  if (info == 31) return malformed("receipt bundle: indefinite-length arrays are not allowed");
+  if (info > 27) {
+    return malformed("receipt bundle: reserved additional information " + std::to_string(info) +
+                     " in the array head");
   }
-  if (receipt.header.alg != node_key.algorithm()) {
-    return error(ErrorCode::kBadSignature,
-                 std::string("receipt alg is ") + crypto::algorithm_name(receipt.header.alg) +
-                     " but the node key is " + crypto::algorithm_name(node_key.algorithm()));
+  const size_t width = size_t{1} << (info - 24);
+  if (bytes.size() < 1 + width) return malformed("receipt bundle: array head is truncated");
+  uint64_t count = 0;
+  for (size_t i = 0; i < width; ++i) count = (count << 8) | bytes[1 + i];
+  const uint64_t shortest_min = info == 24 ? 24 : uint64_t{1} << (4 * width);
+  if (count < shortest_min) {
+    return malformed("receipt bundle: array length " + std::to_string(count) +
+                     " is not in its shortest form");
   }
-  const InclusionProof& proof = receipt.proof;
-  if (receipt.header.tree_size && *receipt.header.tree_size != proof.tree_size) {
-    return error(ErrorCode::kBadSignature,
-                 "receipt signs tree size " + std::to_string(*receipt.header.tree_size) +
-                     " but its proof claims " + std::to_string(proof.tree_size));
+  return ArrayHead{count, 1 + width};
+}
+
+// The byte length of the element starting at rest[0]. Only its extent is
+// found here; parse_receipt checks its content and size limit next.
+Result<size_t> element_size(ByteView rest, size_t element, uint64_t count) {
+  if (rest.empty()) {
+    return malformed("receipt bundle: the array announces " + n_of(count, "element") +
+                     " but the input ends after " + std::to_string(element));
   }
-  auto root = merkle::root_from_inclusion_proof(merkle::leaf_hash(statement_bytes),
-                                                proof.leaf_index, proof.tree_size, proof.path);
-  if (!root.ok()) {
-    return error(ErrorCode::kMalformed, "receipt inclusion proof (leaf_index " +
-                                            std::to_string(proof.leaf_index) + ", tree_size " +
-                                            std::to_string(proof.tree_size) +
-                                            "): " + root.status().message());
+  if (rest[0] != kTagSign1Head) {
+    return in_element(
+        malformed("must be a tagged (18) COSE_Sign1 receipt, got " + item_kind(rest[0])), element);
   }
-  Status s = node_key.verify(sig_structure(receipt.protected_bytes, {}, ByteView(*root)),
-                             receipt.signature);
-  if (!s.ok()) {
-    return error(ErrorCode::kBadSignature,
-                 "receipt signature does not verify over the root " + to_hex(ByteView(*root)) +
-                     " implied by the statement and inclusion proof (wrong statement, proof or "
-                     "node key): " +
-                     s.message());
+  cbor::DecodeOptions extent_only;
+  extent_only.require_deterministic = false;
+  size_t consumed = 0;
+  auto item = cbor::decode_prefix(rest, &consumed, extent_only);
+  if (!item.ok()) return in_element(item.status(), element);
+  return consumed;
+}
+
+Result<std::vector<Receipt>> bundle_of_one(ByteView bytes) {
+  CUSTOS_ASSIGN_OR_RETURN(Receipt receipt, parse_receipt(bytes));
+  std::vector<Receipt> receipts;
+  receipts.push_back(std::move(receipt));
+  return receipts;
+}
+
+// An element that verified on its own, waiting to be grouped.
+struct Candidate {
+  size_t element = 0;
+  size_t node = 0;
+  uint64_t tree_size = 0;
+  uint64_t leaf_index = 0;
+  Hash256 root{};
+
+  bool same_tree(const Candidate& other) const {
+    return tree_size == other.tree_size && root == other.root;
   }
-  return Status();
+};
+
+std::optional<size_t> node_of(const Hash256& kid, const std::vector<crypto::PublicKey>& keys) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].kid() == kid) return i;
+  }
+  return std::nullopt;
+}
+
+size_t distinct_nodes_agreeing(const std::vector<Candidate>& candidates, const Candidate& with,
+                               size_t node_count) {
+  std::vector<bool> seen(node_count, false);
+  size_t distinct = 0;
+  for (const Candidate& c : candidates) {
+    if (!c.same_tree(with) || seen[c.node]) continue;
+    seen[c.node] = true;
+    ++distinct;
+  }
+  return distinct;
+}
+
+// The (tree_size, root) the most distinct nodes agree on; a tie goes to the
+// tree seen first. Two honest trees can both be signed (one node signs every
+// block), so a disagreeing element is not by itself a fault.
+const Candidate& agreed_tree(const std::vector<Candidate>& candidates, size_t node_count) {
+  assert(!candidates.empty());
+  size_t best = 0;
+  size_t best_nodes = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const size_t nodes = distinct_nodes_agreeing(candidates, candidates[i], node_count);
+    if (nodes > best_nodes) {
+      best = i;
+      best_nodes = nodes;
+    }
+  }
+  return candidates[best];
+}
+
+std::string tree_text(uint64_t tree_size, const Hash256& root) {
+  return "tree size " + std::to_string(tree_size) + " (root " + to_hex(ByteView(root.data(), 8)) +
+         "...)";
+}
+
+// Counts the candidates that agree with the chosen tree, once per node.
+void count_signers(const std::vector<Candidate>& candidates, ReceiptQuorum& out) {
+  const Candidate& agreed = agreed_tree(candidates, out.node_count);
+  out.tree_size = agreed.tree_size;
+  out.leaf_index = agreed.leaf_index;
+  out.root = agreed.root;
+  std::vector<std::optional<size_t>> counted_from(out.node_count);
+  for (const Candidate& c : candidates) {
+    if (!c.same_tree(agreed)) {
+      out.rejected.push_back({c.element, c.node,
+                              "different tree size/root: signs " + tree_text(c.tree_size, c.root) +
+                                  ", the counted signatures " +
+                                  tree_text(agreed.tree_size, agreed.root)});
+    } else if (counted_from[c.node]) {
+      out.rejected.push_back({c.element, c.node,
+                              "duplicate node: already counted from element " +
+                                  std::to_string(*counted_from[c.node])});
+    } else {
+      counted_from[c.node] = c.element;
+      out.signers.push_back({c.node, c.element});
+    }
+  }
+}
+
+}  // namespace
+
+Bytes encode_receipt_bundle(const std::vector<Bytes>& receipts) {
+  assert(!receipts.empty() && receipts.size() <= kReceiptBundleEntriesMax);
+  // Reuse the codec for the head: encode an array of N nulls, keep the head.
+  Bytes out = cbor::encode(cbor::Value::array(cbor::Array(receipts.size())));
+  out.resize(out.size() - receipts.size());
+  for (const Bytes& r : receipts) out.insert(out.end(), r.begin(), r.end());
+  return out;
+}
+
+Result<std::vector<Receipt>> parse_receipt_bundle(ByteView bytes) {
+  if (bytes.size() > kReceiptBundleBytesMax) {
+    return error(ErrorCode::kTooLarge, "receipt bundle is " + std::to_string(bytes.size()) +
+                                           " bytes; the limit is " +
+                                           std::to_string(kReceiptBundleBytesMax));
+  }
+  if (bytes.empty()) return malformed("receipt bundle is empty (0 bytes)");
+  const uint8_t major = bytes[0] >> 5;
+  if (major == kMajorTag) return bundle_of_one(bytes);  // one tagged COSE_Sign1
+  if (major != kMajorArray) {
+    return malformed(
+        "receipt bundle must be a CBOR array of COSE_Sign1 receipts or one "
+        "COSE_Sign1, got " +
+        item_kind(bytes[0]));
+  }
+  CUSTOS_ASSIGN_OR_RETURN(ArrayHead head, read_array_head(bytes));
+  // An untagged COSE_Sign1 is an array of 4 starting with the protected bstr;
+  // bundle elements are tagged, so the two cannot be confused.
+  if (head.count == 4 && bytes.size() > head.head_bytes &&
+      (bytes[head.head_bytes] >> 5) == kMajorBytes) {
+    return bundle_of_one(bytes);
+  }
+  if (head.count == 0) return malformed("receipt bundle has no receipts (empty array)");
+  if (head.count > kReceiptBundleEntriesMax) {
+    return error(ErrorCode::kTooLarge, "receipt bundle has " + std::to_string(head.count) +
+                                           " elements; the limit is " +
+                                           std::to_string(kReceiptBundleEntriesMax));
+  }
+  std::vector<Receipt> receipts;
+  receipts.reserve(head.count);
+  size_t offset = head.head_bytes;
+  for (size_t i = 0; i < head.count; ++i) {
+    CUSTOS_ASSIGN_OR_RETURN(size_t size, element_size(bytes.subspan(offset), i, head.count));
+    auto receipt = parse_receipt(bytes.subspan(offset, size));
+    if (!receipt.ok()) return in_element(receipt.status(), i);
+    receipts.push_back(std::move(receipt).value());
+    offset += size;
+  }
+  if (offset != bytes.size()) {
+    return malformed("receipt bundle: " + n_of(bytes.size() - offset, "trailing byte") +
+                     " after its " + n_of(head.count, "element"));
+  }
+  return receipts;
+}
+
+Result<ReceiptQuorum> check_receipt_bundle(const std::vector<Receipt>& receipts,
+                                           ByteView statement_bytes,
+                                           const std::vector<crypto::PublicKey>& node_keys,
+                                           size_t quorum) {
+  if (quorum == 0 || quorum > node_keys.size()) {
+    return error(ErrorCode::kInvalidArgument, "quorum " + std::to_string(quorum) +
+                                                  " must be between 1 and the " +
+                                                  n_of(node_keys.size(), "node key"));
+  }
+  if (receipts.empty()) return malformed("receipt bundle has no receipts");
+  if (receipts.size() > kReceiptBundleEntriesMax) {
+    return error(ErrorCode::kTooLarge, "receipt bundle has " + std::to_string(receipts.size()) +
+                                           " elements; the limit is " +
+                                           std::to_string(kReceiptBundleEntriesMax));
+  }
+  ReceiptQuorum out;
+  out.quorum = quorum;
+  out.node_count = node_keys.size();
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    const Receipt& r = receipts[i];
+    std::optional<size_t> node = node_of(r.header.kid, node_keys);
+    if (!node) {
+      out.rejected.push_back(
+          {i, std::nullopt, "unknown kid " + kid_hex(r.header.kid) + " (not a node key)"});
+      continue;
+    }
+    auto root = verified_root(r, statement_bytes, node_keys[*node]);
+    if (!root.ok()) {
+      const bool proof = root.status().code() == ErrorCode::kMalformed;
+      out.rejected.push_back(
+          {i, node, (proof ? "proof mismatch: " : "bad signature: ") + root.status().message()});
+      continue;
+    }
+    candidates.push_back({i, *node, r.proof.tree_size, r.proof.leaf_index, *root});
+  }
+  if (!candidates.empty()) count_signers(candidates, out);
+  std::stable_sort(out.rejected.begin(), out.rejected.end(),
+                   [](const auto& a, const auto& b) { return a.element < b.element; });
+  return out;
+}
+
+Status receipt_quorum_status(const ReceiptQuorum& check,
+                             const std::vector<std::string>& node_names) {
+  if (check.has_quorum()) return Status();
+  auto name = [&](size_t node) {
+    return node < node_names.size() ? node_names[node] : "node #" + std::to_string(node);
+  };
+  std::string message = "receipt bundle has " + std::to_string(check.signers.size()) + " of " +
+                        std::to_string(check.quorum) +
+                        " required valid signatures from distinct nodes (consortium of " +
+                        n_of(check.node_count, "node") + ")";
+  if (!check.signers.empty()) {
+    message += "; counted for tree size " + std::to_string(check.tree_size) + ":";
+    for (const auto& s : check.signers) message += " " + name(s.node);
+  }
+  for (const auto& r : check.rejected) {
+    message += "; element " + std::to_string(r.element);
+    if (r.node) message += " (" + name(*r.node) + ")";
+    message += ": " + r.reason;
+  }
+  return error(ErrorCode::kBadSignature, std::move(message));
+}
+
+Status verify_receipt_bundle(const std::vector<Receipt>& receipts, ByteView statement_bytes,
+                             const std::vector<crypto::PublicKey>& node_keys, size_t quorum) {
+  CUSTOS_ASSIGN_OR_RETURN(ReceiptQuorum check,
+                          check_receipt_bundle(receipts, statement_bytes, node_keys, quorum));
+  return receipt_quorum_status(check);
 }
 
 }  // namespace custos::cose

@@ -7,6 +7,14 @@
 // Because the signature covers only the protected header and the root, the
 // node signs each block's root once and every receipt of that block reuses
 // that signature with its own inclusion proof.
+//
+// Consortium receipts: a receipt bundle is the CBOR array [+ COSE_Sign1] of
+// such receipts, one per signing node, all for one tree size. Each element
+// stays an ordinary RFC 9942 receipt, so any RFC 9942 verifier can check any
+// element; custos verifiers accept a bundle only when a quorum of distinct
+// consortium nodes signed the same root (verify_receipt_bundle). Parsers
+// never assert on input: every malformed, oversized or hostile bundle is a
+// Status naming the element and the rule.
 #pragma once
 
 #include <optional>
@@ -14,6 +22,7 @@
 #include <vector>
 
 #include "core/bytes.h"
+#include "core/status.h"
 #include "crypto/keys.h"
 
 namespace custos::cose {
@@ -69,5 +78,82 @@ Result<Receipt> parse_receipt(ByteView bytes);
 // the precise reason (wrong key id, proof shape, signature).
 Status verify_receipt(const Receipt& receipt, ByteView statement_bytes,
                       const crypto::PublicKey& node_key);
+
+// ---------------------------------------------------------------------------
+// Receipt bundles (consortium receipts)
+
+// One element per consortium node at most; genesis allows 256 nodes
+// (ledger::kGenesisKeysMax), so a larger bundle cannot be honest.
+inline constexpr size_t kReceiptBundleEntriesMax = 256;
+// Whole encoded bundle. 256 receipts of ~2.5 KiB (a 64-hash path) fit; the
+// bound keeps hostile files and HTTP bodies from costing more than this.
+inline constexpr size_t kReceiptBundleBytesMax = 1024 * 1024;
+
+// Encodes receipts (each a tagged COSE_Sign1 as produced by encode_receipt)
+// as a bundle: a definite-length CBOR array head followed by the receipts'
+// bytes unchanged. The caller orders them by the node's position in the
+// genesis. 1 <= receipts.size() <= kReceiptBundleEntriesMax (asserted: the
+// node builds bundles from its own signatures, never from outside bytes).
+Bytes encode_receipt_bundle(const std::vector<Bytes>& receipts);
+
+// Parses a bundle; also accepts a single COSE_Sign1 receipt (tagged, or
+// untagged: an array of 4 whose first item is a bstr) as a bundle of one, so
+// receipts made before bundles still verify. Bundle elements must be tagged
+// (18) receipts of at most limits::kReceiptBytesMax bytes. Refuses: more than
+// kReceiptBundleBytesMax bytes or kReceiptBundleEntriesMax elements
+// (kTooLarge), an empty array, a non-shortest or indefinite array head,
+// trailing bytes, any element that parse_receipt refuses (kMalformed or
+// kTooLarge, the message naming the element index).
+Result<std::vector<Receipt>> parse_receipt_bundle(ByteView bytes);
+
+// What a bundle proves for one statement, element by element.
+struct ReceiptQuorum {
+  struct Signer {
+    size_t node = 0;     // position in node_keys (genesis order)
+    size_t element = 0;  // position in the bundle
+  };
+  struct Rejection {
+    size_t element = 0;
+    std::optional<size_t> node;  // absent when the kid names no node key
+    std::string reason;          // "unknown kid ...", "duplicate of element 0", ...
+  };
+  size_t quorum = 0;
+  size_t node_count = 0;
+  // The tree the counted signatures agree on (the agreeing group with the
+  // most distinct nodes; zero when no element verified).
+  uint64_t tree_size = 0;
+  uint64_t leaf_index = 0;
+  Hash256 root{};
+  std::vector<Signer> signers;  // distinct nodes, in bundle order
+  std::vector<Rejection> rejected;
+
+  bool has_quorum() const { return signers.size() >= quorum; }
+};
+
+// Checks every element against the consortium's node keys (genesis order):
+// an element counts when its kid names a node key, its proof recomputes a
+// root from SHA-256(0x00 || statement) and its signature (and signed tree
+// size) verify; each node counts once; only elements for the same
+// (tree_size, root) count together. Element order is not significant.
+// kInvalidArgument when quorum is 0 or above node_keys.size(); kMalformed
+// for an empty list, kTooLarge above kReceiptBundleEntriesMax. Otherwise
+// the result, quorum reached or not (see has_quorum()).
+Result<ReceiptQuorum> check_receipt_bundle(const std::vector<Receipt>& receipts,
+                                           ByteView statement_bytes,
+                                           const std::vector<crypto::PublicKey>& node_keys,
+                                           size_t quorum);
+
+// Ok when the check reached its quorum; otherwise kBadSignature saying how
+// many valid distinct node signatures were found, how many are needed
+// ("2 of 3 required"), and why each other element was rejected. Nodes are
+// named node_names[i] when given (same order as node_keys), else "node #i".
+Status receipt_quorum_status(const ReceiptQuorum& check,
+                             const std::vector<std::string>& node_names = {});
+
+// Offline check against the consortium's node keys (genesis order):
+// check_receipt_bundle, then receipt_quorum_status. OK iff at least `quorum`
+// distinct nodes signed the same root.
+Status verify_receipt_bundle(const std::vector<Receipt>& receipts, ByteView statement_bytes,
+                             const std::vector<crypto::PublicKey>& node_keys, size_t quorum);
 
 }  // namespace custos::cose
