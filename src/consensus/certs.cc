@@ -64,11 +64,14 @@ Status verify_tc(const TimeoutCert& tc, const Validators& validators) {
     previous = s.node;
     if (s.high_qc_round >= tc.round) return invalid("tc: high_qc_round not below the round");
   }
+  if (tc.high_qc.round != tc.max_high_qc_round()) {
+    return invalid("tc: its high QC is not the highest among its timeouts");
+  }
   for (const auto& s : tc.signatures) {
     CUSTOS_RETURN_IF_ERROR((*validators.keys)[s.node].verify(
         timeout_signing_bytes(tc.round, s.high_qc_round), s.signature));
   }
-  return Status();
+  return verify_qc(tc.high_qc, validators);
 }
 
 Status verify_vote(const Vote& vote, const Validators& validators) {

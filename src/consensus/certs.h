@@ -25,7 +25,8 @@ struct Validators {
 // signatures; or exactly the genesis QC (round 0, genesis id, no signatures).
 Status verify_qc(const QuorumCert& qc, const Validators& validators);
 // >= quorum_size(n) distinct, ascending, known nodes, each signature binding
-// (round, high_qc_round); and no high_qc_round >= round.
+// (round, high_qc_round); no high_qc_round >= round; and tc.high_qc is a
+// valid QC whose round is the highest high_qc_round.
 Status verify_tc(const TimeoutCert& tc, const Validators& validators);
 // The timeout's own signature, its high QC, its last TC (which must be for
 // round - 1), and high_qc.round < round.

@@ -30,7 +30,7 @@ constexpr const char* kSafetyDomain = "custos-safety-v1";
 
 // CBOR data items in the largest message: a full response of blocks with
 // full payloads and full certificates, plus slack for the framing.
-constexpr size_t kItemsPerCertMax = 2 + kValidatorsMax * 4;
+constexpr size_t kItemsPerCertMax = 8 + kValidatorsMax * 8;
 constexpr size_t kItemsPerBlockMax = 16 + kBlockItemsMax + 2 * kItemsPerCertMax;
 constexpr size_t kMessageItemsMax = 8 + kBlocksPerResponseMax * kItemsPerBlockMax;
 
@@ -60,7 +60,7 @@ Value tc_value(const TimeoutCert& tc) {
     sigs.push_back(Value::array(
         {Value::uint(s.node), Value::uint(s.high_qc_round), Value::bytes(s.signature)}));
   }
-  return Value::array({Value::uint(tc.round), Value::array(sigs)});
+  return Value::array({Value::uint(tc.round), Value::array(sigs), qc_value(tc.high_qc)});
 }
 
 Value optional_tc_value(const std::optional<TimeoutCert>& tc) {
@@ -150,7 +150,7 @@ Result<QuorumCert> qc_from(const Value& v) {
 }
 
 Result<TimeoutCert> tc_from(const Value& v) {
-  CUSTOS_ASSIGN_OR_RETURN(const cbor::Array* a, get_array(v, 2, "tc"));
+  CUSTOS_ASSIGN_OR_RETURN(const cbor::Array* a, get_array(v, 3, "tc"));
   TimeoutCert tc;
   CUSTOS_ASSIGN_OR_RETURN(tc.round, get_uint((*a)[0], "tc round"));
   CUSTOS_ASSIGN_OR_RETURN(const cbor::Array* sigs,
@@ -163,6 +163,7 @@ Result<TimeoutCert> tc_from(const Value& v) {
     CUSTOS_ASSIGN_OR_RETURN(ts.signature, get_signature((*t)[2], "tc signature"));
     tc.signatures.push_back(std::move(ts));
   }
+  CUSTOS_ASSIGN_OR_RETURN(tc.high_qc, qc_from((*a)[2]));
   return tc;
 }
 

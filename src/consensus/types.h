@@ -67,9 +67,12 @@ struct TimeoutSignature {
 };
 
 // A quorum of timeouts for round; sorted by strictly ascending node.
+// high_qc is the QC with the highest round among the timeouts (its round
+// equals max_high_qc_round()), so whoever holds the TC can extend it.
 struct TimeoutCert {
   uint64_t round = 0;
   std::vector<TimeoutSignature> signatures;
+  QuorumCert high_qc;
   bool operator==(const TimeoutCert&) const = default;
   // The highest high_qc_round among the signatures (0 when empty).
   uint64_t max_high_qc_round() const;
