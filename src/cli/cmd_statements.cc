@@ -12,6 +12,7 @@
 #include "cli/signing.h"
 #include "codec/cbor_json.h"
 #include "core/file.h"
+#include "core/quorum.h"
 #include "cose/receipt.h"
 #include "crypto/hash.h"
 #include "ledger/block.h"
@@ -152,49 +153,114 @@ struct VerifyOptions {
   bool json = false;
 };
 
-// Offline: needs nothing but the files. The node key comes from a PEM file
-// or from the genesis file (the node whose kid the receipt names).
-Status verify(const VerifyOptions& o, std::string* summary) {
-  CUSTOS_ASSIGN_OR_RETURN(Bytes statement, read_file(o.statement, limits::kStatementBytesMax));
-  CUSTOS_ASSIGN_OR_RETURN(Bytes receipt_bytes, read_file(o.receipt, limits::kReceiptBytesMax));
-  CUSTOS_ASSIGN_OR_RETURN(cose::Receipt receipt, cose::parse_receipt(receipt_bytes));
-  std::optional<crypto::PublicKey> node_key;
-  std::string node_name = "node";
+// Whose signatures the receipt must carry: a quorum of the genesis nodes, or
+// the one node whose key was given.
+struct ExpectedSigners {
+  std::vector<crypto::PublicKey> keys;  // genesis order
+  std::vector<std::string> names;
+  size_t quorum = 1;
+};
+
+Result<ExpectedSigners> expected_signers(const VerifyOptions& o) {
+  ExpectedSigners out;
   if (!o.node_key.empty()) {
     CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(o.node_key, 64 * 1024));
-    CUSTOS_ASSIGN_OR_RETURN(node_key, crypto::PublicKey::from_pem(as_string_view(pem)));
-  } else if (!o.genesis.empty()) {
-    CUSTOS_ASSIGN_OR_RETURN(Bytes gbytes, read_file(o.genesis, ledger::kGenesisBytesMax));
-    CUSTOS_ASSIGN_OR_RETURN(ledger::Genesis g, ledger::parse_genesis(gbytes));
-    const ledger::NamedKey* n = g.find_node(receipt.header.kid);
-    if (!n)
-      return error(ErrorCode::kBadSignature, "receipt signed by kid " + to_hex(receipt.header.kid) +
-                                                 ", which is not a node of consortium " +
-                                                 g.consortium);
-    node_key = n->key;
-    node_name = n->name;
-  } else {
-    return error(ErrorCode::kInvalidArgument, "give --node-key or --genesis");
+    CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey key,
+                            crypto::PublicKey::from_pem(as_string_view(pem)));
+    out.keys.push_back(std::move(key));
+    out.names.push_back("node");
+    return out;
   }
+  if (o.genesis.empty()) return error(ErrorCode::kInvalidArgument, "give --node-key or --genesis");
+  CUSTOS_ASSIGN_OR_RETURN(Bytes gbytes, read_file(o.genesis, ledger::kGenesisBytesMax));
+  CUSTOS_ASSIGN_OR_RETURN(ledger::Genesis g, ledger::parse_genesis(gbytes));
+  for (const ledger::NamedKey& n : g.nodes) {
+    out.keys.push_back(n.key);
+    out.names.push_back(n.name);
+  }
+  out.quorum = quorum_size(g.nodes.size());
+  return out;
+}
+
+// With --node-key only that node's element matters. A single receipt keeps
+// verify_receipt's precise message (wrong kid, wrong alg, ...).
+Status check_node_key(const std::vector<cose::Receipt>& receipts, ByteView statement,
+                      const ExpectedSigners& signers, const cose::ReceiptQuorum& check) {
+  if (receipts.size() == 1) return cose::verify_receipt(receipts[0], statement, signers.keys[0]);
+  Status s = cose::receipt_quorum_status(check, signers.names);
+  if (s.ok()) return s;
+  return error(s.code(), "no element verifies under the node key (kid " +
+                             to_hex(signers.keys[0].kid()) + "): " + s.message());
+}
+
+std::string signer_names(const cose::ReceiptQuorum& check, const ExpectedSigners& signers) {
+  std::string out;
+  for (const auto& s : check.signers) out += (out.empty() ? "" : ", ") + signers.names[s.node];
+  return out;
+}
+
+json quorum_json(const cose::ReceiptQuorum& check, const ExpectedSigners& signers) {
+  json signed_by = json::array();
+  for (const auto& s : check.signers) {
+    signed_by.push_back({{"name", signers.names[s.node]},
+                         {"kid", to_hex(signers.keys[s.node].kid())},
+                         {"element", s.element}});
+  }
+  json rejected = json::array();
+  for (const auto& r : check.rejected) {
+    json item = {{"element", r.element}, {"reason", r.reason}};
+    if (r.node) item["node"] = signers.names[*r.node];
+    rejected.push_back(std::move(item));
+  }
+  return {{"signers", std::move(signed_by)},
+          {"quorum", check.quorum},
+          {"nodes", check.node_count},
+          {"rejected", std::move(rejected)}};
+}
+
+// Offline: needs nothing but the files. The receipt is a bundle (or one
+// receipt); with --genesis it must carry quorum_size(genesis nodes) valid
+// signatures of distinct nodes over one root, with --node-key one valid
+// element from that key.
+Status verify(const VerifyOptions& o, std::string* summary) {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes statement, read_file(o.statement, limits::kStatementBytesMax));
+  CUSTOS_ASSIGN_OR_RETURN(Bytes receipt_bytes, read_file(o.receipt, cose::kReceiptBundleBytesMax));
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<cose::Receipt> receipts,
+                          cose::parse_receipt_bundle(receipt_bytes));
+  CUSTOS_ASSIGN_OR_RETURN(ExpectedSigners signers, expected_signers(o));
   // The statement itself must also be well-formed; its signature is checked
   // by the node at registration and by `custos audit`, which know the keys.
   CUSTOS_ASSIGN_OR_RETURN(cose::Statement st, cose::parse_statement(statement));
-  CUSTOS_RETURN_IF_ERROR(cose::verify_receipt(receipt, statement, *node_key));
+  CUSTOS_ASSIGN_OR_RETURN(
+      cose::ReceiptQuorum check,
+      cose::check_receipt_bundle(receipts, statement, signers.keys, signers.quorum));
+  if (!o.node_key.empty()) {
+    CUSTOS_RETURN_IF_ERROR(check_node_key(receipts, statement, signers, check));
+  } else {
+    CUSTOS_RETURN_IF_ERROR(cose::receipt_quorum_status(check, signers.names));
+  }
+  const cose::Receipt& first = receipts[check.signers.front().element];
+  const std::string entry_id = to_hex(crypto::sha256(statement));
   json j = {{"valid", true},
-            {"entry_id", to_hex(crypto::sha256(statement))},
-            {"leaf_index", receipt.proof.leaf_index},
-            {"tree_size", receipt.proof.tree_size},
+            {"entry_id", entry_id},
+            {"leaf_index", check.leaf_index},
+            {"tree_size", check.tree_size},
             {"issuer", st.header.issuer},
             {"subject", st.header.subject},
             {"content_type", st.header.content_type},
-            {"receipt_issuer", receipt.header.issuer},
-            {"registered_at_s", receipt.header.issued_at_s},
-            {"node_kid", to_hex(receipt.header.kid)}};
+            {"receipt_issuer", first.header.issuer},
+            {"registered_at_s", first.header.issued_at_s},
+            {"node_kid", to_hex(first.header.kid)}};
+  j.update(quorum_json(check, signers));
+  std::string by = !o.node_key.empty()
+                       ? "node (" + to_hex(first.header.kid).substr(0, 16) + "...)"
+                       : std::to_string(check.signers.size()) + " of " +
+                             std::to_string(check.node_count) + " consortium nodes (quorum " +
+                             std::to_string(check.quorum) + "): " + signer_names(check, signers);
   *summary = o.json ? j.dump(2)
-                    : "valid: entry " + to_hex(crypto::sha256(statement)) + " is leaf " +
-                          std::to_string(receipt.proof.leaf_index) + " of a log of " +
-                          std::to_string(receipt.proof.tree_size) + " entries, receipt signed by " +
-                          node_name + " (" + to_hex(receipt.header.kid).substr(0, 16) + "...)";
+                    : "valid: entry " + entry_id + " is leaf " + std::to_string(check.leaf_index) +
+                          " of a log of " + std::to_string(check.tree_size) +
+                          " entries, receipt signed by " + by;
   return Status();
 }
 
@@ -332,9 +398,11 @@ void add_statement_commands(CLI::App& app) {
   auto vo = std::make_shared<VerifyOptions>();
   CLI::App* v = app.add_subcommand("verify", "Verify a statement and its receipt offline");
   v->add_option("--statement", vo->statement, "Statement file")->required();
-  v->add_option("--receipt", vo->receipt, "Receipt file")->required();
-  v->add_option("--node-key", vo->node_key, "Node public key PEM");
-  v->add_option("--genesis", vo->genesis, "Genesis file (node keys)");
+  v->add_option("--receipt", vo->receipt, "Receipt file: a bundle of node receipts or one receipt")
+      ->required();
+  v->add_option("--node-key", vo->node_key, "Node public key PEM: check only that node's element");
+  v->add_option("--genesis", vo->genesis,
+                "Genesis file: require a quorum of its nodes' signatures");
   v->add_flag("--json", vo->json, "Print JSON");
   v->callback([vo] {
     std::string summary;
