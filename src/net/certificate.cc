@@ -191,14 +191,19 @@ Result<Bytes> certificate_der(std::string_view certificate_pem) {
     return error(ErrorCode::kMalformed,
                  std::string("expected a BEGIN CERTIFICATE block, got BEGIN ") + name);
   }
-  if (PEM_read_bio(bio.get(), &name, &header, &data, &len) == 1) {
-    name_owner.reset(name);
-    header_owner.reset(header);
-    data_owner.reset(data);
+  Bytes der(data, data + len);
+  char* name2 = nullptr;
+  char* header2 = nullptr;
+  unsigned char* data2 = nullptr;
+  long len2 = 0;
+  if (PEM_read_bio(bio.get(), &name2, &header2, &data2, &len2) == 1) {
+    OPENSSL_free(name2);
+    OPENSSL_free(header2);
+    OPENSSL_free(data2);
     return error(ErrorCode::kMalformed, "PEM text holds more than one block; give one certificate");
   }
   take_openssl_error();  // the expected "no start line"
-  return Bytes(data_owner.get(), data_owner.get() + len);
+  return der;
 }
 
 Result<crypto::PublicKey> certificate_public_key(std::string_view certificate_pem) {
