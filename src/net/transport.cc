@@ -12,6 +12,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -214,6 +215,32 @@ struct PeerState {
   bool dialed = false;
 };
 
+// Caps warnings to kAnonymousRefusalWarningsPerSecondMax; I/O thread only.
+class WarningLimiter {
+ public:
+  // The suffix to log with a warning allowed now, or nullopt to stay quiet.
+  std::optional<std::string> allow() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ >= std::chrono::seconds(1)) {
+      window_start_ = now;
+      in_window_ = 0;
+    }
+    if (in_window_ >= kAnonymousRefusalWarningsPerSecondMax) {
+      ++suppressed_;
+      return std::nullopt;
+    }
+    ++in_window_;
+    uint64_t suppressed = std::exchange(suppressed_, 0);
+    if (suppressed == 0) return std::string();
+    return " (" + std::to_string(suppressed) + " similar warnings suppressed)";
+  }
+
+ private:
+  std::chrono::steady_clock::time_point window_start_{};
+  int in_window_ = 0;
+  uint64_t suppressed_ = 0;
+};
+
 enum class InboundEnd { kHandshake, kBadFrame, kClosed };
 
 Status check_range(bool ok, const std::string& what) {
@@ -386,6 +413,7 @@ class Transport::Impl {
   std::vector<std::unique_ptr<PeerState>> peers_;
   std::set<std::shared_ptr<Inbound>> handshaking_;
   std::mt19937_64 rng_;  // backoff jitter, I/O thread only
+  WarningLimiter anonymous_warnings_;
   bool stopping_ = false;
   uint16_t listen_port_ = 0;
   std::atomic<uint64_t> accepted_{0};
@@ -894,8 +922,12 @@ void Transport::Impl::inbound_ended(const std::shared_ptr<Inbound>& conn, Inboun
   switch (how) {
     case InboundEnd::kHandshake:
       inbound_handshake_failures_.fetch_add(1, std::memory_order_relaxed);
-      if (p != nullptr) p->counters.handshake_failures.fetch_add(1, std::memory_order_relaxed);
-      log::warn("refused a connection from " + who + ": " + why);
+      if (p != nullptr) {
+        p->counters.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        log::warn("refused a connection from " + who + ": " + why);
+      } else if (std::optional<std::string> suffix = anonymous_warnings_.allow()) {
+        log::warn("refused a connection from " + who + ": " + why + *suffix);
+      }
       break;
     case InboundEnd::kBadFrame:
       if (p != nullptr) p->counters.bad_frames.fetch_add(1, std::memory_order_relaxed);

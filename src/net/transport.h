@@ -43,6 +43,10 @@ inline constexpr size_t kNodesMax = 1024;
 inline constexpr size_t kInboundHandshakesMax = 64;
 // Small frames are coalesced into one TLS write up to this many bytes.
 inline constexpr size_t kWriteBatchBytesMax = 256 * 1024;
+// Warnings logged per second about refused connections that no peer can be
+// blamed for (scanners, garbage, unknown keys); the rest are counted and
+// summarized, so a flood of them cannot flood the log.
+inline constexpr int kAnonymousRefusalWarningsPerSecondMax = 10;
 // Longest host name or address accepted for a peer or the listener.
 inline constexpr size_t kHostBytesMax = 253;
 

@@ -284,6 +284,33 @@ TEST(Transport, ThreeNodesExchangeFramesBothWays) {
   EXPECT_EQ(nodes[0]->transport_stats().inbound_handshake_failures, 0u);
 }
 
+TEST(Transport, ConcurrentSendersKeepTheirOwnOrder) {
+  Cluster cluster(2);
+  Inbox inbox0, inbox1;
+  auto node0 = start(cluster.config(0), inbox0);
+  auto node1 = start(cluster.config(1), inbox1);
+  constexpr int kThreads = 4;
+  constexpr int kFramesPerThread = 300;
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int k = 0; k < kFramesPerThread; ++k) {
+        EXPECT_TRUE(node0->send(1, text_frame(std::to_string(t) + ":" + std::to_string(k))));
+      }
+    });
+  }
+  for (auto& s : senders) s.join();
+  ASSERT_TRUE(inbox1.wait_for(kThreads * kFramesPerThread)) << inbox1.size();
+  std::vector<int> next(kThreads, 0);
+  for (const std::string& text : inbox1.texts_from(0)) {
+    int t = std::stoi(text.substr(0, text.find(':')));
+    int k = std::stoi(text.substr(text.find(':') + 1));
+    EXPECT_EQ(k, next[t]) << "thread " << t << " frames out of order";
+    next[t] = k + 1;
+  }
+  EXPECT_EQ(stats_of(*node0, 1).frames_sent, uint64_t{kThreads * kFramesPerThread});
+}
+
 TEST(Transport, BroadcastReachesEveryPeer) {
   Cluster cluster(4);
   Inbox inboxes[4];
