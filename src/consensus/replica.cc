@@ -63,6 +63,7 @@ struct Replica::State {
   uint32_t consecutive_timeouts = 0;
   std::optional<Timeout> sent_timeout;  // ours for the current round, re-sent on each expiry
   uint64_t proposed_round = 0;
+  bool skip_idle_wait = false;  // set by start(), cleared on entering a round
 
   // Aggregation: votes for rounds this node leads next, timeouts for any round.
   std::map<uint64_t, std::map<Hash256, std::map<NodeIndex, Bytes>>> votes;
@@ -176,6 +177,7 @@ struct Replica::State {
     round_start_ms = now_ms;
     round_deadline_ms = now_ms + timeout_duration_ms();
     sent_timeout.reset();
+    skip_idle_wait = false;
     prune_aggregates(r);
     try_propose();
   }
@@ -230,9 +232,14 @@ struct Replica::State {
 
   bool waiting_to_propose() const { return may_propose() && find(safety.state().high_qc.block_id); }
 
-  // Item ids in the uncommitted chain ending at `tip`.
+  // Item ids in the uncommitted chain ending at `tip`, and in the blocks
+  // committed by this very event (the node has not executed them yet, so
+  // its mempool still holds their items).
   std::unordered_set<Hash256, HashOf> in_flight_ids(const Block* tip, bool* any) const {
     std::unordered_set<Hash256, HashOf> ids;
+    for (const Block& b : out->committed) {
+      for (const Bytes& item : b.payload) ids.insert(crypto::sha256(item));
+    }
     *any = false;
     for (const Block* b = tip; b && b != &committed; b = find(b->parent_id)) {
       for (const Bytes& item : b->payload) ids.insert(crypto::sha256(item));
@@ -258,7 +265,7 @@ struct Replica::State {
                           [&](const Hash256& id) { return in_flight.count(id) > 0; })
                 : std::vector<Bytes>{};
     trim_payload(items, items_max, bytes_max);
-    bool idle_over = now_ms >= round_start_ms + config.idle_proposal_ms;
+    bool idle_over = skip_idle_wait || now_ms >= round_start_ms + config.idle_proposal_ms;
     if (items.empty() && !uncommitted_payload && !idle_over) return;
     propose(*parent, std::move(items));
   }
@@ -286,6 +293,11 @@ struct Replica::State {
     b.payload = std::move(items);
     sign_block(b, config.key);
     proposed_round = r;
+    // The leader entered r when it formed the QC, up to idle_proposal_ms
+    // before the others (who enter r on this proposal): time its round
+    // from here, like theirs, or the next leader's idle wait would add up
+    // with its own and time it out in a healthy network.
+    round_deadline_ms = now_ms + timeout_duration_ms();
     out->blocks.push_back(b);
     broadcast(Proposal{std::move(b)});
   }
@@ -687,6 +699,11 @@ Output Replica::start(uint64_t now_ms) {
   s_->begin(out, now_ms);
   s_->try_commit(s_->safety.state().high_qc);  // a crash may have come between QC and commit
   s_->maybe_enter_round(/*by_qc=*/true);
+  // Everyone enters the first round at once here, so a leader that waited
+  // idle_proposal_ms would let the next leader's wait push followers past
+  // their round timeout: the first proposal after a start is immediate.
+  s_->skip_idle_wait = true;
+  s_->try_propose();
   s_->resume_sync();
   s_->finish();
   return out;
