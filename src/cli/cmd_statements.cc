@@ -187,10 +187,21 @@ Result<ExpectedSigners> expected_signers(const VerifyOptions& o) {
 Status check_node_key(const std::vector<cose::Receipt>& receipts, ByteView statement,
                       const ExpectedSigners& signers, const cose::ReceiptQuorum& check) {
   if (receipts.size() == 1) return cose::verify_receipt(receipts[0], statement, signers.keys[0]);
-  Status s = cose::receipt_quorum_status(check, signers.names);
-  if (s.ok()) return s;
-  return error(s.code(), "no element verifies under the node key (kid " +
-                             to_hex(signers.keys[0].kid()) + "): " + s.message());
+  if (check.has_quorum()) return Status();
+  const std::string kid = to_hex(signers.keys[0].kid());
+  std::string reasons;
+  for (const auto& r : check.rejected) {
+    if (!r.node) continue;  // another node's element
+    reasons += "; element " + std::to_string(r.element) + ": " + r.reason;
+  }
+  if (reasons.empty()) {
+    return error(ErrorCode::kBadSignature, "none of the " + std::to_string(receipts.size()) +
+                                               " receipts in the bundle is signed by the node "
+                                               "key (kid " +
+                                               kid + ")");
+  }
+  return error(ErrorCode::kBadSignature,
+               "no element signed by the node key (kid " + kid + ") verifies" + reasons);
 }
 
 std::string signer_names(const cose::ReceiptQuorum& check, const ExpectedSigners& signers) {

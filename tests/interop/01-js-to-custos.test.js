@@ -11,7 +11,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const {CustosNode} = require('./lib/custos');
 const cose = require('./lib/cose');
-const {verifyReceiptWithTransmute} = require('./lib/transmute');
+const {verifyReceiptWithTransmute, verifyReceiptBundleWithTransmute} = require('./lib/transmute');
 
 const node = new CustosNode();
 const hex = (b) => Buffer.from(b).toString('hex');
@@ -115,9 +115,18 @@ for (const c of cases) {
       assert.equal(info.content_type, 'application/cbor');
       assert.deepEqual(info.payload, payloadValue);
 
-      // Receipt: verified in JS from the RFCs.
-      const receipt = await node.receipt(res.body.id);
+      // Receipt: verified in JS from the RFCs. The node serves a bundle of
+      // consortium receipts (or one receipt): a quorum of the genesis nodes
+      // must have signed, and this node's element verifies on its own.
+      const served = await node.receipt(res.body.id);
       const nodeKey = crypto.createPublicKey(node.nodePubPem);
+      const genesisKeys = node.genesisNodeKeys().map((pem) => crypto.createPublicKey(pem));
+      const quorum = cose.quorumSize(genesisKeys.length);
+      const bundle = cose.verifyReceiptBundle(served, st.bytes, genesisKeys, quorum);
+      assert.ok(bundle.signers.length >= quorum);
+      const viaTransmute = await verifyReceiptBundleWithTransmute(served, st.bytes, genesisKeys, quorum);
+      assert.equal(hex(viaTransmute.root), hex(bundle.root));
+      const receipt = cose.nodeReceipt(served, nodeKey);
       const r = cose.verifyReceipt(receipt, st.bytes, nodeKey);
       assert.equal(r.leafIndex, res.body.index);
       assert.equal(r.iss, 'node-0');
@@ -140,7 +149,7 @@ for (const c of cases) {
       const sPath = node.file(`js-${c.key}-${c.seq}.cose`);
       const rPath = node.file(`js-${c.key}-${c.seq}.receipt`);
       fs.writeFileSync(sPath, st.bytes);
-      fs.writeFileSync(rPath, receipt);
+      fs.writeFileSync(rPath, served);
       const v = node.cli('verify', '--statement', sPath, '--receipt', rPath, '--node-key', node.nodePubPath);
       assert.equal(v.status, 0, `custos verify: ${v.stdout}${v.stderr}`);
       const g = node.cli('verify', '--statement', sPath, '--receipt', rPath, '--genesis', node.genesisPath);
@@ -157,6 +166,7 @@ test('RFC 9942 5.2: every receipt inclusion-path has at least one hash (first en
   async () => {
     const first = (await node.getJson('/v1/entries?limit=1')).entries[0];
     assert.equal(first.index, 0);
-    const r = cose.parseReceipt(await node.receipt(first.id));
+    const nodeKey = crypto.createPublicKey(node.nodePubPem);
+    const r = cose.parseReceipt(cose.nodeReceipt(await node.receipt(first.id), nodeKey));
     assert.ok(r.path.length >= 1, `tree_size ${r.treeSize}, inclusion-path has ${r.path.length} hashes`);
   });

@@ -113,7 +113,8 @@ for (const alg of ['ed25519', 'es256']) {
     assert.equal(results[0].id, hex(cose.sha256(bytes)));
     const receiptPath = node.file(`${alg}.receipt`);
     node.cliOk('receipt', '--node', node.url, results[0].id, '--out', receiptPath);
-    const r = cose.verifyReceipt(fs.readFileSync(receiptPath), bytes, crypto.createPublicKey(node.nodePubPem));
+    const nodeKey = crypto.createPublicKey(node.nodePubPem);
+    const r = cose.verifyReceipt(cose.nodeReceipt(fs.readFileSync(receiptPath), nodeKey), bytes, nodeKey);
     const block = await node.block(results[0].height);
     assert.equal(hex(r.root), block.root);
     assert.equal(r.treeSize, block.log_size);

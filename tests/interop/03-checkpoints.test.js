@@ -191,7 +191,7 @@ test('every block: root = JS MTH over the statements, hash chain, both signature
     // block so the path is never empty (RFC 9942 [+ bstr]).
     const newest = blocks[blocks.length - 1];
     for (const e of entries) {
-      const receipt = await node.receipt(e.id);
+      const receipt = cose.nodeReceipt(await node.receipt(e.id), nodeKey);
       const r = cose.verifyReceipt(receipt, statements[e.index], nodeKey);
       const b = blocks[e.height].log_size === 1 ? newest : blocks[e.height];
       assert.equal(r.treeSize, b.log_size);

@@ -219,6 +219,103 @@ function verifyReceipt(receiptBytes, statementBytes, nodePublicKey) {
   return {...r, root};
 }
 
+// ---------------------------------------------------------------------------
+// Consortium receipts (docs/formats.md section 6): a receipt bundle is the
+// CBOR array [+ COSE_Sign1] of RFC 9942 receipts, one per signing node, all
+// for one tree size. A single COSE_Sign1 receipt is a bundle of one.
+
+const RECEIPT_BUNDLE_ENTRIES_MAX = 256;
+const RECEIPT_BUNDLE_BYTES_MAX = 1024 * 1024;
+
+// Signatures that make a quorum of n nodes: n - floor((n - 1) / 3), i.e.
+// 2f + 1 for n = 3f + 1 (written from the formula in docs/formats.md).
+const quorumSize = (n) => n - Math.floor((n - 1) / 3);
+
+// The receipts of a bundle (or the one receipt), each as its own bytes. The
+// npm cbor decoder splits the array; re-encoding it in canonical mode must
+// give back the input, so the bundle is deterministic CBOR too.
+function splitReceiptBundle(bytes) {
+  const buf = Buffer.from(bytes);
+  assert.ok(buf.length <= RECEIPT_BUNDLE_BYTES_MAX, `receipt bundle is ${buf.length} bytes`);
+  const item = decodeOne(buf);
+  if (item instanceof cbor.Tagged) return [buf];
+  assert.ok(Array.isArray(item), 'receipt bundle must be a CBOR array of COSE_Sign1 (or one COSE_Sign1)');
+  if (item.length === 4 && Buffer.isBuffer(item[0])) return [buf]; // one untagged COSE_Sign1
+  assert.ok(item.length >= 1 && item.length <= RECEIPT_BUNDLE_ENTRIES_MAX,
+    `receipt bundle has ${item.length} elements`);
+  item.forEach((e, i) => assert.ok(e instanceof cbor.Tagged && e.tag === TAG_SIGN1,
+    `receipt bundle element ${i} must be a tagged (18) COSE_Sign1`));
+  assert.ok(encode(item).equals(buf), 'receipt bundle is not deterministic CBOR');
+  return item.map((e) => encode(e));
+}
+
+// The element of a served receipt (bundle or single) signed by `nodePublicKey`.
+function nodeReceipt(bytes, nodePublicKey) {
+  const kid = kidOf(nodePublicKey);
+  const mine = splitReceiptBundle(bytes).filter((e) => parseSign1(e).protectedMap.get(H_KID)?.equals(kid));
+  assert.equal(mine.length, 1, `expected exactly one receipt by kid ${kid.toString('hex')}`);
+  return mine[0];
+}
+
+// Distinct nodes per (tree size, root); the group with the most nodes wins,
+// the first one seen on a tie.
+function largestAgreeingGroup(valid) {
+  const groups = new Map();
+  for (const v of valid) {
+    const key = `${v.treeSize}:${v.root.toString('hex')}`;
+    if (!groups.has(key)) groups.set(key, []);
+    const g = groups.get(key);
+    if (!g.some((o) => o.node === v.node)) g.push(v);
+  }
+  let best = [];
+  for (const g of groups.values()) if (g.length > best.length) best = g;
+  return best;
+}
+
+// Offline check of a bundle against the consortium's node keys (genesis
+// order): each element must name a node key, recompute its root from the
+// statement (lib/rfc9162.js) and carry a valid signature; distinct nodes
+// agreeing on one (tree size, root) are counted. Throws unless at least
+// `quorum` are; returns {signers: [node index...], treeSize, root, leafIndex,
+// rejected: [{element, node, reason}]}.
+function verifyReceiptBundle(bytes, statementBytes, nodeKeys, quorum = quorumSize(nodeKeys.length)) {
+  const elements = splitReceiptBundle(bytes);
+  const kids = nodeKeys.map((k) => kidOf(k).toString('hex'));
+  const valid = [];
+  const rejected = [];
+  elements.forEach((e, element) => {
+    const kid = parseSign1(e).protectedMap.get(H_KID);
+    const node = Buffer.isBuffer(kid) ? kids.indexOf(kid.toString('hex')) : -1;
+    if (node < 0) {
+      rejected.push({element, node: null, reason: 'unknown kid'});
+      return;
+    }
+    try {
+      const r = verifyReceipt(e, statementBytes, nodeKeys[node]);
+      valid.push({element, node, treeSize: r.treeSize, leafIndex: r.leafIndex, root: r.root});
+    } catch (err) {
+      rejected.push({element, node, reason: err.message});
+    }
+  });
+  const agreed = largestAgreeingGroup(valid);
+  for (const v of valid) {
+    if (!agreed.includes(v)) {
+      const same = agreed.length > 0 && v.treeSize === agreed[0].treeSize && v.root.equals(agreed[0].root);
+      rejected.push({element: v.element, node: v.node, reason: same ? 'duplicate node' : 'different tree size/root'});
+    }
+  }
+  rejected.sort((a, b) => a.element - b.element);
+  const result = {
+    signers: agreed.map((v) => v.node), treeSize: agreed[0]?.treeSize, leafIndex: agreed[0]?.leafIndex,
+    root: agreed[0]?.root, rejected,
+  };
+  if (agreed.length < quorum) {
+    const why = rejected.map((r) => `element ${r.element}: ${r.reason}`).join('; ');
+    throw new Error(`receipt bundle: ${agreed.length} of ${quorum} required node signatures${why ? `; ${why}` : ''}`);
+  }
+  return result;
+}
+
 // A custos checkpoint: COSE_Sign1 over the block header CBOR.
 function verifyCheckpoint(bytes, nodePublicKey) {
   const s = parseSign1(bytes);
@@ -242,4 +339,6 @@ module.exports = {
   cbor, encode, decodeOne, sha256, toPublic, spkiDer, kidOf, coseAlgOf, signRaw, verifyRaw, sigStructure, encodeSign1,
   statementProtectedMap, buildStatement, parseSign1, isDeterministic, verifyStatement, parseReceipt,
   verifyReceipt, verifyCheckpoint,
+  RECEIPT_BUNDLE_ENTRIES_MAX, RECEIPT_BUNDLE_BYTES_MAX, quorumSize, splitReceiptBundle, nodeReceipt,
+  verifyReceiptBundle,
 };

@@ -153,6 +153,13 @@ class CustosNode {
     return JSON.parse(r.body);
   }
 
+  // The node keys of the genesis file, in genesis order (PEM strings).
+  genesisNodeKeys() {
+    return JSON.parse(fs.readFileSync(this.genesisPath, 'utf8')).nodes.map((n) => n.public_key_pem);
+  }
+
+  // The served receipt: one COSE_Sign1 today, a bundle [+ COSE_Sign1] of the
+  // consortium nodes' receipts once the node serves them.
   receipt(id) { return this.getBytes(`/v1/entries/${id}/receipt`); }
   checkpoint() { return this.getBytes('/v1/checkpoint', 'application/cose'); }
   block(height) { return this.getJson(`/v1/blocks/${height}`); }

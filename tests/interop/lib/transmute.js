@@ -32,4 +32,34 @@ async function verifyReceiptWithTransmute(receiptBytes, statementBytes, nodePubl
   return Buffer.from(root);
 }
 
-module.exports = {verifyReceiptWithTransmute};
+// A bundle checked element by element with @transmute/cose: the kid picks
+// the node key (genesis order), each node counts once, and the counted
+// elements must all yield the same root. Throws below `quorum`; returns the
+// signing node indexes and the root.
+async function verifyReceiptBundleWithTransmute(bundleBytes, statementBytes, nodeKeys, quorum) {
+  const {splitReceiptBundle, kidOf} = require('./cose');
+  const kids = nodeKeys.map((k) => kidOf(k).toString('hex'));
+  const byRoot = new Map();
+  for (const element of splitReceiptBundle(bundleBytes)) {
+    const {value} = cbor.decodeFirstSync(element, {preferMap: true});
+    const kid = cbor.decodeFirstSync(value[0], {preferMap: true}).get(4);
+    const node = Buffer.isBuffer(kid) ? kids.indexOf(kid.toString('hex')) : -1;
+    if (node < 0) continue;
+    let root;
+    try {
+      root = (await verifyReceiptWithTransmute(element, statementBytes, nodeKeys[node])).toString('hex');
+    } catch (_) {
+      continue;
+    }
+    if (!byRoot.has(root)) byRoot.set(root, new Set());
+    byRoot.get(root).add(node);
+  }
+  let best = {root: null, nodes: new Set()};
+  for (const [root, nodes] of byRoot) if (nodes.size > best.nodes.size) best = {root, nodes};
+  if (best.nodes.size < quorum) {
+    throw new Error(`@transmute/cose: ${best.nodes.size} of ${quorum} required node signatures`);
+  }
+  return {signers: [...best.nodes], root: Buffer.from(best.root, 'hex')};
+}
+
+module.exports = {verifyReceiptWithTransmute, verifyReceiptBundleWithTransmute};

@@ -426,6 +426,77 @@ TEST(ReceiptBundle, OversizedElementRefused) {
 }
 
 // ---------------------------------------------------------------------------
+// The example of docs/formats.md section 6: three of four Ed25519 nodes
+// (32-byte seeds 11..11, 22..22, 33..33, 44..44) sign leaf 1 of a 4-entry
+// log whose entries are "entry 0", the section 2 statement, "entry 2" and
+// "entry 3". Keeps the documented bytes verifiable.
+
+constexpr const char* kDocStatementHex =
+    "d284585ba5013203706170706c69636174696f6e2f63626f72045820646d6be49d9f0048f94f6774"
+    "9eca35156eed4f7a7be18e4fc4a94bfd44e300b00fa3016770756d702d3137026a696e667573696f"
+    "6e2d31061a6afd86c03a0001000001a0581aa2656576656e7465737461727469726174655f6d6c5f"
+    "68f94a4058402f54814526a250dbdeb882b43e5e7b33d509a83a547fa08912d49df8bb89124cd09a"
+    "d3968a45407670b94ecf4ad0dff7757f55cf72452d46aa2b2cd2c9f69e03";
+
+constexpr const char* kDocBundleHex =
+    "83d2845840a50132045820503d8ee46d581c649966569ae095e27041de83322e8e0480e5539e00d2"
+    "d5d8740fa201666e6f64652d30061a6afd86c019018b013a0001000104a119018ca1208158488304"
+    "01825820773885a613489e24ce2cf76199d6a423f042e4bbf12d7eecee912ef276c657015820ddbd"
+    "e80fccdeb3198ef69b8e1f0934fbce296c6babfb738574a4f62972266793f6584052a1b44f6b635a"
+    "263831126f17b8167e248dd346173391b6c934acef78eb222056db6a5210be187060d20b79fd744b"
+    "95ee0478fcb3f64ea5c4bba1c80f082709d2845840a50132045820744f36cca67eb1912cb282e08e"
+    "86bd2fe0d09004a28cf6e7c6bd56cdd6bf65aa0fa201666e6f64652d31061a6afd86c019018b013a"
+    "0001000104a119018ca120815848830401825820773885a613489e24ce2cf76199d6a423f042e4bb"
+    "f12d7eecee912ef276c657015820ddbde80fccdeb3198ef69b8e1f0934fbce296c6babfb738574a4"
+    "f62972266793f658406df4fd6315a6032e7b1f25f41dc5d25af3c950de8883f6d98ef201b2c89463"
+    "da8abcbfb4b29442997c508219f8d598439759e9c19289ade8933208d4ccdae400d2845840a50132"
+    "0458203532fb2b134488a2a18f2a07cd6db85b4c1b808ddb10972f0ad5526856177bd40fa201666e"
+    "6f64652d32061a6afd86c019018b013a0001000104a119018ca120815848830401825820773885a6"
+    "13489e24ce2cf76199d6a423f042e4bbf12d7eecee912ef276c657015820ddbde80fccdeb3198ef6"
+    "9b8e1f0934fbce296c6babfb738574a4f62972266793f658409feba00b2156e91445c7259edf4de2"
+    "9b03282ae5debc1c7aa525585e0c4ce0ebc1d05f0e6b3fef3bfd5f9c18cef1d614f74dbbbc107a28"
+    "b4eb7be230c28f0c0f";
+
+PublicKey seeded_ed25519(uint8_t byte) {
+  Bytes pkcs8 = *from_hex("302e020100300506032b657004220420");
+  pkcs8.insert(pkcs8.end(), 32, byte);
+  auto key = PrivateKey::from_pem("-----BEGIN PRIVATE KEY-----\n" + base64_encode(pkcs8) +
+                                  "\n-----END PRIVATE KEY-----\n");
+  EXPECT_TRUE(key.ok()) << key.status().to_string();
+  return key->public_key();
+}
+
+TEST(ReceiptBundle, DocumentedExampleVerifies) {
+  const Bytes statement = *from_hex(kDocStatementHex);
+  const Bytes bundle = *from_hex(kDocBundleHex);
+  ASSERT_EQ(bundle.size(), 649u);
+  std::vector<PublicKey> keys;
+  for (uint8_t b : {0x11, 0x22, 0x33, 0x44}) keys.push_back(seeded_ed25519(b));
+  auto receipts = parse_receipt_bundle(bundle);
+  ASSERT_TRUE(receipts.ok()) << receipts.status().to_string();
+  ASSERT_EQ(receipts->size(), 3u);
+  auto q = check_receipt_bundle(*receipts, statement, keys, quorum_size(keys.size()));
+  ASSERT_TRUE(q.ok()) << q.status().to_string();
+  EXPECT_TRUE(q->has_quorum());
+  EXPECT_EQ(q->tree_size, 4u);
+  EXPECT_EQ(q->leaf_index, 1u);
+  EXPECT_EQ(to_hex(q->root), "7326f7c6366c6e7ed94d5749e43da428928da61acd5e13981fafe8d114fdcf79");
+  EXPECT_EQ((*receipts)[2].header.issuer, "node-2");
+  // Re-encoding the three receipts gives back the documented bytes.
+  std::vector<Bytes> elements;
+  size_t offset = 1;
+  for (size_t i = 0; i < 3; ++i) {
+    elements.emplace_back(bundle.begin() + offset, bundle.begin() + offset + 216);
+    offset += 216;
+  }
+  EXPECT_EQ(encode_receipt_bundle(elements), bundle);
+  // Two of the three are not enough.
+  receipts->pop_back();
+  EXPECT_TRUE(
+      contains(verify_receipt_bundle(*receipts, statement, keys, 3).message(), "2 of 3 required"));
+}
+
+// ---------------------------------------------------------------------------
 // Properties
 
 // Any multiset of honest elements, tampered or not, verifies exactly when
