@@ -153,6 +153,9 @@ struct VerifyOptions {
   bool json = false;
 };
 
+// A bundle holds one element per genesis node, so it must fit them all.
+static_assert(cose::kReceiptBundleEntriesMax >= ledger::kGenesisKeysMax);
+
 // Whose signatures the receipt must carry: a quorum of the genesis nodes, or
 // the one node whose key was given.
 struct ExpectedSigners {
