@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
 #include "crypto/hash.h"
@@ -333,7 +334,7 @@ class Cluster {
     bool up = true;
   };
 
-  explicit Cluster(size_t n) : c_(n) {
+  explicit Cluster(size_t n, uint64_t seed = 12345) : c_(n), rng_(seed) {
     for (size_t i = 0; i < n; ++i) {
       nodes_.push_back(std::make_unique<Node>());
       nodes_[i]->store.put(c_.genesis);
@@ -397,6 +398,9 @@ class Cluster {
   size_t requests_sent() const { return requests_sent_; }
   // Messages to or from a node in `isolated` are lost.
   std::set<NodeIndex> isolated;
+  // Seeded (deterministic) message loss and duplication.
+  uint32_t loss_per_mille = 0;
+  uint32_t dup_per_mille = 0;
 
   // Every log is a prefix of the longest one.
   void expect_logs_agree() const {
@@ -481,6 +485,10 @@ class Cluster {
       network_.pop_front();
       if (!nodes_[to]->up || !nodes_[from]->up) continue;
       if (isolated.count(from) || isolated.count(to)) continue;
+      if (loss_per_mille && rng_() % 1000 < loss_per_mille) continue;
+      if (dup_per_mille && rng_() % 1000 < dup_per_mille && steps < 100'000) {
+        network_.emplace_back(from, to, bytes);  // delivered again, later
+      }
       auto m = decode_message(bytes);
       ASSERT_TRUE(m.ok()) << m.status().to_string();
       apply(to, nodes_[to]->replica->on_message(from, std::move(*m), now_ms_));
@@ -495,6 +503,7 @@ class Cluster {
   std::set<std::pair<NodeIndex, uint64_t>> timed_out_;
   size_t timeouts_sent_ = 0;
   size_t requests_sent_ = 0;
+  std::mt19937_64 rng_;
 };
 
 bool all_committed(Cluster& cluster, const std::vector<Bytes>& items,
@@ -586,6 +595,84 @@ TEST(ClusterTest, ReplicaFarBehindCatchesUpByBlockRequests) {
   EXPECT_GE(cluster.requests_sent(), 3u);
   cluster.expect_logs_agree();
   EXPECT_LE(cluster.node(3).replica->pending_blocks(), kPendingBlocksMax);
+}
+
+TEST(ClusterTest, LossyDuplicatingNetworkStillCommitsEverythingOnce) {
+  const char* seeds_env = getenv("CUSTOS_CONSENSUS_SEEDS");  // longer runs on demand
+  uint64_t seeds = seeds_env ? std::strtoull(seeds_env, nullptr, 10) : 3;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    uint32_t loss = seed % 2 ? 50u : 250u;
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Cluster cluster(4, seed);
+    cluster.loss_per_mille = loss;
+    cluster.dup_per_mille = 100;
+    auto items = make_items("lossy-" + std::to_string(loss) + "-", 30);
+    for (const Bytes& item : items) cluster.submit(item);
+    ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items); }, 3'600'000))
+        << "loss " << loss;
+    cluster.expect_logs_agree();
+    std::map<Hash256, int> seen;
+    for (const Block& b : cluster.node(2).log) {
+      for (const Bytes& item : b.payload) EXPECT_EQ(++seen[crypto::sha256(item)], 1);
+    }
+  }
+}
+
+TEST(ClusterTest, SevenReplicasToleratingTwoCrashes) {
+  Cluster cluster(7);
+  cluster.crash(3);
+  cluster.crash(5);
+  auto items = make_items("seven-", 10);
+  for (const Bytes& item : items) cluster.submit(item);
+  ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items, {3, 5}); }, 600'000));
+  cluster.expect_logs_agree();
+}
+
+TEST(ClusterTest, NoProgressWithoutAQuorumButNoDivergenceEither) {
+  Cluster cluster(4);
+  cluster.crash(1);
+  cluster.crash(2);  // 2 of 4 down: f = 1 exceeded
+  auto items = make_items("stuck-", 3);
+  for (const Bytes& item : items) cluster.submit(item);
+  EXPECT_FALSE(cluster.run_until([&] { return all_committed(cluster, items, {1, 2}); }, 60'000));
+  EXPECT_TRUE(cluster.node(0).log.empty());
+  // Back to a quorum: progress resumes.
+  cluster.restart(1);
+  ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items, {2}); }, 600'000));
+  cluster.expect_logs_agree();
+}
+
+// One node at a time crashes (losing nothing it synced) and restarts, on a
+// lossy network, while a node is sometimes cut off long enough to need
+// block requests. Safety is checked on every vote; all items must commit.
+TEST(ClusterTest, CrashRestartAndPartitionChurnOnALossyNetwork) {
+  const char* seeds_env = getenv("CUSTOS_CONSENSUS_SEEDS");
+  uint64_t seeds = seeds_env ? std::strtoull(seeds_env, nullptr, 10) : 3;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Cluster cluster(4, seed);
+    cluster.loss_per_mille = 30;
+    cluster.dup_per_mille = 30;
+    std::mt19937_64 chaos(seed * 7919);
+    std::vector<Bytes> items;
+    for (int step = 0; step < 12; ++step) {
+      auto batch = make_items("churn-" + std::to_string(step) + "-", 3);
+      items.insert(items.end(), batch.begin(), batch.end());
+      for (const Bytes& item : batch) cluster.submit(item);
+      NodeIndex victim = static_cast<NodeIndex>(chaos() % 4);
+      if (chaos() % 2) {
+        cluster.crash(victim);
+      } else {
+        cluster.isolated = {victim};
+      }
+      uint64_t until = cluster.now_ms() + 500 + chaos() % 20'000;
+      cluster.run_until([&] { return cluster.now_ms() >= until; }, 30'000);
+      if (!cluster.node(victim).up) cluster.restart(victim);
+      cluster.isolated.clear();
+    }
+    ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items); }, 3'600'000));
+    cluster.expect_logs_agree();
+  }
 }
 
 }  // namespace
