@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -363,7 +364,8 @@ Response Router::get_receipt(const std::string& id_hex) {
     return problem(error(ErrorCode::kInvalidArgument, "entry id must be 64 hex characters"));
   auto receipt = node_.ledger().receipt(*id);
   if (!receipt.ok()) return problem(receipt.status());
-  return bytes_response(std::move(receipt).value(), kContentTypeCose);
+  // A bundle: a CBOR array of RFC 9942 receipts, one per signing node.
+  return bytes_response(std::move(receipt).value(), "application/cbor");
 }
 
 Response Router::get_entries(const Request& r) {
@@ -485,9 +487,18 @@ Response Router::get_genesis() {
 
 Response Router::get_health() {
   ledger::Head h = node_.ledger().head();
+  const node::ConsensusStatus c = node_.consensus_status();
+  json peers = json::array();
+  for (bool connected : c.peer_connected) peers.push_back(connected);
   json j = {{"status", node_.healthy() ? "ok" : "failed"},
             {"height", h.height},
-            {"log_size", h.log_size}};
+            {"log_size", h.log_size},
+            {"consensus",
+             {{"round", c.round},
+              {"leader", c.leader},
+              {"committed_round", c.committed_round},
+              {"nodes", c.validators},
+              {"connected", peers}}}};
   return json_response(j, node_.healthy() ? 200 : 503);
 }
 
@@ -497,6 +508,15 @@ Response Router::get_metrics() {
   ledger::Head h = node_.ledger().head();
   node::render_gauge(out, "custos_log_size", "Entries in the log.",
                      static_cast<double>(h.log_size));
+  const node::ConsensusStatus c = node_.consensus_status();
+  node::render_gauge(out, "custos_consensus_round", "Current consensus round.",
+                     static_cast<double>(c.round));
+  node::render_gauge(out, "custos_consensus_committed_round",
+                     "Round of the newest committed block.",
+                     static_cast<double>(c.committed_round));
+  node::render_gauge(
+      out, "custos_peers_connected", "Peers this node has a connection to.",
+      static_cast<double>(std::count(c.peer_connected.begin(), c.peer_connected.end(), true) - 1));
   node::render_gauge(out, "custos_block_height", "Height of the newest block.",
                      static_cast<double>(h.height));
   node::render_gauge(out, "custos_pending_statements", "Admitted statements waiting for a block.",

@@ -9,6 +9,7 @@
 
 #include "api/server.h"
 #include "cli/common.h"
+#include "cli/consortium.h"
 #include "cli/signing.h"
 #include "core/file.h"
 #include "crypto/keys.h"
@@ -27,7 +28,10 @@ struct NodeOptions {
   std::string node_key_path;
   std::string name = "node-0";
   int block_interval_ms = limits::kBlockIntervalMsDefault;
+  uint64_t round_timeout_ms = 1000;
+  uint64_t idle_proposal_ms = 500;
   std::string log_level = "info";
+  std::string config_path;  // --config: a consortium member (cli/consortium.h)
 };
 
 Status write_key_pair(const std::string& dir, const std::string& name,
@@ -58,26 +62,40 @@ Status ensure_dev_layout(const NodeOptions& o) {
   return Status();
 }
 
-Result<std::pair<std::string, int>> parse_listen(const std::string& listen) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos)
-    return error(ErrorCode::kInvalidArgument, "--listen must be HOST:PORT");
-  int port = 0;
-  try {
-    port = std::stoi(listen.substr(colon + 1));
-  } catch (...) {
-    port = -1;
-  }
-  if (port < 0 || port > 65535) return error(ErrorCode::kInvalidArgument, "--listen: bad port");
-  return std::make_pair(listen.substr(0, colon), port);
+// --config: everything the consortium files say; flags given on the command
+// line are not mixed in, so what runs is what the file says.
+Result<std::optional<node::NetworkConfig>> apply_config(NodeOptions& o) {
+  if (o.config_path.empty()) return std::optional<node::NetworkConfig>();
+  CUSTOS_ASSIGN_OR_RETURN(NodeFileConfig c, read_node_config(o.config_path));
+  o.name = c.name;
+  o.data_dir = c.data_dir;
+  o.genesis_path = c.genesis_path;
+  o.node_key_path = c.key_path;
+  o.listen = c.api_listen;
+  node::NetworkConfig n;
+  CUSTOS_ASSIGN_OR_RETURN(auto peer_listen, parse_host_port(c.peer_listen, "peer_listen"));
+  n.listen_host = peer_listen.first;
+  n.listen_port = peer_listen.second;
+  n.peers = c.peers;
+  CUSTOS_ASSIGN_OR_RETURN(Bytes key, read_file(c.key_path, kConfigBytesMax));
+  CUSTOS_ASSIGN_OR_RETURN(Bytes cert, read_file(c.certificate_path, kConfigBytesMax));
+  n.key_pem.assign(key.begin(), key.end());
+  n.certificate_pem.assign(cert.begin(), cert.end());
+  o.round_timeout_ms = c.round_timeout_ms;
+  o.idle_proposal_ms = c.idle_proposal_ms;
+  return std::optional<node::NetworkConfig>(std::move(n));
 }
 
 Status run_node(NodeOptions o) {
   spdlog::set_level(spdlog::level::from_str(o.log_level));
+  if (o.dev && !o.config_path.empty()) {
+    return error(ErrorCode::kInvalidArgument, "--dev and --config exclude each other");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<node::NetworkConfig> network, apply_config(o));
   if (o.genesis_path.empty()) o.genesis_path = o.data_dir + "/genesis.json";
   if (o.node_key_path.empty()) o.node_key_path = o.data_dir + "/keys/node.key";
   if (o.dev) CUSTOS_RETURN_IF_ERROR(ensure_dev_layout(o));
-  CUSTOS_ASSIGN_OR_RETURN(auto listen, parse_listen(o.listen));
+  CUSTOS_ASSIGN_OR_RETURN(auto listen, parse_host_port(o.listen, "--listen"));
   auto genesis_bytes = read_file(o.genesis_path, ledger::kGenesisBytesMax);
   if (!genesis_bytes.ok()) {
     return error(genesis_bytes.status().code(),
@@ -99,6 +117,9 @@ Status run_node(NodeOptions o) {
   node::NodeConfig config;
   config.ledger = {o.data_dir, o.name, std::move(node_key), std::move(genesis), {}};
   config.block_interval_ms = o.block_interval_ms;
+  config.round_timeout_ms = o.round_timeout_ms;
+  config.idle_proposal_ms = o.idle_proposal_ms;
+  config.network = std::move(network);
   CUSTOS_ASSIGN_OR_RETURN(auto node, node::Node::start(std::move(config)));
   api::Server server(*node);
   CUSTOS_RETURN_IF_ERROR(server.bind(listen.first, listen.second));
@@ -130,6 +151,8 @@ void add_node_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--listen", o->listen, "HTTP address HOST:PORT")->capture_default_str();
   cmd->add_flag("--dev", o->dev, "Create a one-node development consortium on first start");
+  cmd->add_option("--config", o->config_path,
+                  "Run a consortium member from its config.json (written by `custos init`)");
   cmd->add_option("--genesis", o->genesis_path, "Genesis file (default DATA_DIR/genesis.json)");
   cmd->add_option("--node-key", o->node_key_path,
                   "Node private key PEM (default DATA_DIR/keys/node.key)");

@@ -59,5 +59,6 @@ void add_key_commands(CLI::App& app);
 void add_statement_commands(CLI::App& app);
 void add_audit_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_cluster_commands(CLI::App& app);
 
 }  // namespace custos::cli

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "custos 0.1.0");
   custos::cli::add_node_command(app);
+  custos::cli::add_cluster_commands(app);
   custos::cli::add_key_commands(app);
   custos::cli::add_statement_commands(app);
   custos::cli::add_audit_command(app);

@@ -120,6 +120,15 @@ void append_be64(Bytes& out, uint64_t value) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(value >> shift));
 }
 
+void append_be32(Bytes& out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(value >> shift));
+}
+
+uint32_t read_be32(const uint8_t* data) {
+  return (uint32_t{data[0]} << 24) | (uint32_t{data[1]} << 16) | (uint32_t{data[2]} << 8) |
+         uint32_t{data[3]};
+}
+
 uint64_t read_be64(const uint8_t* data) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = v << 8 | data[i];

@@ -43,5 +43,7 @@ Result<Bytes> base64_decode(std::string_view text);
 // equals numeric order.
 void append_be64(Bytes& out, uint64_t value);
 uint64_t read_be64(const uint8_t* data);
+void append_be32(Bytes& out, uint32_t value);
+uint32_t read_be32(const uint8_t* data);
 
 }  // namespace custos

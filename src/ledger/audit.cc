@@ -56,10 +56,13 @@ class Auditor {
         (!hd.genesis_hash || *hd.genesis_hash != genesis_.hash || hd.log_size != 0)) {
       return fail(height, "block 0 does not commit to this genesis file");
     }
-    const NamedKey* proposer = genesis_.find_node(hd.proposer);
-    if (!proposer)
+    // Block 0 has no proposer (every node writes the same one); later blocks
+    // name the consensus leader that proposed them.
+    if (height > 0 && !genesis_.find_node(hd.proposer))
       return fail(height, "proposer " + to_hex(hd.proposer) + " is not a genesis node");
-    Status sigs = verify_block_signatures(b, proposer->key);
+    const NamedKey* signer = genesis_.find_node(b.signer);
+    if (!signer) return fail(height, "signer " + to_hex(b.signer) + " is not a genesis node");
+    Status sigs = verify_block_signatures(b, signer->key);
     if (!sigs.ok()) return sigs;
     report_->signatures_verified += 2;
     if (hd.log_size != frontier_.size() + hd.entry_count)

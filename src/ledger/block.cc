@@ -82,6 +82,7 @@ Bytes BlockRecord::encode() const {
   m.emplace_back(cbor::text("checkpoint_sig"), Value::bytes(ByteView(checkpoint_signature)));
   m.emplace_back(cbor::text("receipt_protected"), Value::bytes(ByteView(receipt_protected)));
   m.emplace_back(cbor::text("root_sig"), Value::bytes(ByteView(root_signature)));
+  m.emplace_back(cbor::text("signer"), hash_value(signer));
   return cbor::encode(Value::map(std::move(m)));
 }
 
@@ -93,6 +94,7 @@ Result<BlockRecord> BlockRecord::decode(ByteView bytes) {
   CUSTOS_ASSIGN_OR_RETURN(r.checkpoint_signature, get_bytes(v, "checkpoint_sig"));
   CUSTOS_ASSIGN_OR_RETURN(r.receipt_protected, get_bytes(v, "receipt_protected"));
   CUSTOS_ASSIGN_OR_RETURN(r.root_signature, get_bytes(v, "root_sig"));
+  CUSTOS_ASSIGN_OR_RETURN(r.signer, get_hash(v, "signer"));
   CUSTOS_ASSIGN_OR_RETURN(r.header, BlockHeader::decode(r.header_bytes));
   return r;
 }
@@ -107,7 +109,7 @@ Bytes checkpoint_protected_bytes(crypto::Algorithm alg, const Hash256& node_kid)
 
 Bytes checkpoint_bytes(const BlockRecord& block, crypto::Algorithm alg) {
   cose::Sign1 s;
-  s.protected_bytes = checkpoint_protected_bytes(alg, block.header.proposer);
+  s.protected_bytes = checkpoint_protected_bytes(alg, block.signer);
   s.unprotected = Value::map({});
   s.payload = block.header_bytes;
   s.signature = block.checkpoint_signature;
@@ -132,6 +134,7 @@ BlockRecord seal_block(const BlockHeader& header, const crypto::PrivateKey& node
   BlockRecord r;
   r.header = header;
   r.header_bytes = header.encode();
+  r.signer = node_key.public_key().kid();
   Bytes cp = checkpoint_protected_bytes(node_key.algorithm(), node_key.public_key().kid());
   r.checkpoint_signature = node_key.sign(cose::sig_structure(cp, {}, r.header_bytes));
   cose::ReceiptHeader rh;
@@ -146,6 +149,10 @@ BlockRecord seal_block(const BlockHeader& header, const crypto::PrivateKey& node
 }
 
 Status verify_block_signatures(const BlockRecord& block, const crypto::PublicKey& node_key) {
+  if (block.signer != node_key.kid()) {
+    return error(ErrorCode::kBadSignature,
+                 "block " + std::to_string(block.header.height) + ": signed by another node key");
+  }
   Bytes cp = checkpoint_protected_bytes(node_key.algorithm(), node_key.kid());
   if (!node_key.verify(cose::sig_structure(cp, {}, block.header_bytes), block.checkpoint_signature)
            .ok()) {

@@ -26,12 +26,15 @@ struct BlockHeader {
   static Result<BlockHeader> decode(ByteView bytes);
 };
 
-// What is stored per block: the header bytes and the node's two signatures,
-// one as a checkpoint (COSE_Sign1 over the header) and one over the root for
-// receipts (see cose/receipt.h: every receipt in the block reuses it).
+// What is stored per block: the header bytes and the storing node's two
+// signatures, one as a checkpoint (COSE_Sign1 over the header) and one over
+// the root for receipts (see cose/receipt.h: every receipt in the block reuses
+// it). In a consortium every node holds the same headers but signs its own
+// record, so the signer is not necessarily the block's proposer.
 struct BlockRecord {
   Bytes header_bytes;
   BlockHeader header;
+  Hash256 signer{};  // kid of the node whose signatures these are
   Bytes checkpoint_signature;
   Bytes receipt_protected;
   Bytes root_signature;
@@ -54,7 +57,8 @@ Result<BlockHeader> verify_checkpoint(ByteView checkpoint, const crypto::PublicK
 BlockRecord seal_block(const BlockHeader& header, const crypto::PrivateKey& node_key,
                        const std::string& issuer);
 
-// Checks both signatures of a stored block against the node key.
+// Checks both signatures of a stored block against the node key (which must
+// be the record's signer).
 Status verify_block_signatures(const BlockRecord& block, const crypto::PublicKey& node_key);
 
 }  // namespace custos::ledger

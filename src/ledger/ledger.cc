@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/quorum.h"
+#include "cose/sign1.h"
 #include "crypto/hash.h"
 #include "ledger/records.h"
 
@@ -13,6 +15,27 @@ using storage::Column;
 namespace {
 Head head_of(const BlockRecord& b) {
   return Head{b.header.height, b.header.log_size, b.header.root, b.header_hash(), b.header.time_ms};
+}
+
+Bytes receipt_signature_key(uint64_t height, uint32_t node) {
+  Bytes k = records::be64_key(height);
+  append_be32(k, node);
+  return k;
+}
+
+Bytes encode_node_signature(const NodeSignature& s) {
+  cbor::Array a{cbor::Value::bytes(ByteView(s.protected_bytes)),
+                cbor::Value::bytes(ByteView(s.signature))};
+  return cbor::encode(cbor::Value::array(std::move(a)));
+}
+
+Result<NodeSignature> decode_node_signature(uint32_t node, ByteView bytes) {
+  auto v = cbor::decode(bytes);
+  if (!v.ok() || !v->is(cbor::Type::kArray) || v->as_array().size() != 2 ||
+      !v->as_array()[0].is(cbor::Type::kBytes) || !v->as_array()[1].is(cbor::Type::kBytes)) {
+    return error(ErrorCode::kCorruption, "unreadable receipt signature record");
+  }
+  return NodeSignature{node, v->as_array()[0].as_bytes(), v->as_array()[1].as_bytes()};
 }
 
 Bytes gap_record(const SequenceOutcome& gap) {
@@ -32,13 +55,21 @@ Ledger::~Ledger() {
 }
 
 Result<std::unique_ptr<Ledger>> Ledger::open(LedgerConfig config) {
-  if (!config.genesis.find_node(config.node_key.public_key().kid())) {
+  const auto& nodes = config.genesis.nodes;
+  const Hash256 own_kid = config.node_key.public_key().kid();
+  auto own = std::find_if(nodes.begin(), nodes.end(),
+                          [&](const NamedKey& n) { return n.key.kid() == own_kid; });
+  if (own == nodes.end()) {
     return error(ErrorCode::kInvalidArgument, "the node key is not one of the genesis node keys");
   }
+  const auto own_index = static_cast<uint32_t>(own - nodes.begin());
+  const size_t quorum = quorum_size(nodes.size());
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return error(ErrorCode::kIo, "cannot create " + config.data_dir + ": " + ec.message());
   std::unique_ptr<Ledger> ledger(new Ledger(std::move(config)));
+  ledger->node_index_ = own_index;
+  ledger->quorum_ = quorum;
   CUSTOS_ASSIGN_OR_RETURN(ledger->store_, storage::Store::open(ledger->config_.data_dir + "/db",
                                                                ledger->config_.storage));
   auto stored_genesis = ledger->store_->get(Column::kMeta, as_view(records::kMetaGenesis));
@@ -64,7 +95,7 @@ Status Ledger::initialize() {
   header.log_size = 0;
   header.root = merkle::empty_root();
   header.time_ms = g.created_ms;
-  header.proposer = config_.node_key.public_key().kid();
+  header.proposer = Hash256{};  // every node writes the same block 0
   header.genesis_hash = g.hash;
   BlockRecord block = seal_block(header, config_.node_key, config_.node_name);
 
@@ -147,6 +178,14 @@ Result<Admitted> Ledger::admit(ByteView bytes) const {
 
 Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitted> batch,
                                                              uint64_t now_ms) {
+  BlockContext context;
+  context.time_ms = now_ms;
+  context.proposer = config_.node_key.public_key().kid();
+  return append_block(std::move(batch), context);
+}
+
+Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitted> batch,
+                                                             const BlockContext& context) {
   if (failed_) return error(ErrorCode::kUnavailable, "the ledger stopped after a storage failure");
   const Head before = head();
   const uint64_t height = before.height + 1;
@@ -187,17 +226,23 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
     ++index;
   }
   std::set<Hash256> changed = working_keys_.take_changed();
-  if (index == before.log_size) return results;  // everything refused: no block
+  for (const auto& [key, value] : context.meta) wb.put(Column::kMeta, as_view(key), value);
+  if (index == before.log_size) {  // everything refused (or nothing given): no block
+    if (!context.meta.empty()) CUSTOS_RETURN_IF_ERROR(store_->write(wb, /*sync=*/false));
+    return results;
+  }
 
   BlockHeader header;
   header.height = height;
   header.prev_hash = before.header_hash;
   header.log_size = index;
   header.root = frontier_.root();
-  header.time_ms = std::max(now_ms, before.time_ms);  // block times never go back
-  header.proposer = config_.node_key.public_key().kid();
+  header.time_ms = std::max(context.time_ms, before.time_ms);  // block times never go back
+  header.proposer = context.proposer;
   header.entry_count = index - before.log_size;
   BlockRecord record = seal_block(header, config_.node_key, config_.node_name);
+  wb.put(Column::kReceiptSigs, receipt_signature_key(height, node_index_),
+         encode_node_signature({node_index_, record.receipt_protected, record.root_signature}));
   for (const auto& kid : changed) {
     wb.put(Column::kKeys, records::key_record_key(kid), working_keys_.find(kid)->encode());
   }
@@ -315,19 +360,108 @@ Result<Bytes> Ledger::receipt(const Hash256& id) const {
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(loc.height));
   // RFC 9162 gives the only entry of a 1-entry tree an empty path, but RFC
   // 9942's CDDL requires at least one hash, so strict verifiers would refuse
-  // that receipt. Prove it against the newest block instead once there is a
-  // second entry; every other receipt is against its own block and stable.
-  if (b.header.log_size == 1) {
-    const Head h = head();
-    if (h.log_size > 1) {
-      CUSTOS_ASSIGN_OR_RETURN(b, block(h.height));
-    }
+  // that receipt. Prove it against a newer signed block instead once there
+  // is a second entry; every other receipt is against its own block.
+  if (b.header.log_size == 1 && head().log_size > 1) {
+    auto newer = signed_block_at_or_below(head().height);
+    if (newer.ok() && newer->header.log_size > 1) b = std::move(newer).value();
+  }
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<NodeSignature> sigs, receipt_signatures(b.header.height));
+  if (sigs.size() < quorum_) {
+    return error(ErrorCode::kUnavailable, "block " + std::to_string(b.header.height) +
+                                              " is signed by " + std::to_string(sigs.size()) +
+                                              " of the " + std::to_string(quorum_) +
+                                              " nodes a receipt needs so far; retry shortly");
   }
   records::StoreNodeReader reader(*store_);
   cose::InclusionProof proof{b.header.log_size, loc.index, {}};
   CUSTOS_ASSIGN_OR_RETURN(proof.path,
                           merkle::inclusion_proof(reader, loc.index, b.header.log_size));
-  return cose::encode_receipt(b.receipt_protected, proof, b.root_signature);
+  std::vector<Bytes> receipts;
+  receipts.reserve(sigs.size());
+  for (const NodeSignature& s : sigs) {
+    receipts.push_back(cose::encode_receipt(s.protected_bytes, proof, s.signature));
+  }
+  return cose::encode_receipt_bundle(receipts);
+}
+
+Result<std::vector<NodeSignature>> Ledger::receipt_signatures(uint64_t height) const {
+  std::vector<NodeSignature> out;
+  Status bad;
+  CUSTOS_RETURN_IF_ERROR(store_->scan(
+      Column::kReceiptSigs, records::be64_key(height), records::be64_key(height + 1),
+      [&](ByteView key, ByteView value) {
+        if (key.size() != 12) {
+          bad = error(ErrorCode::kCorruption, "receipt signature key has the wrong size");
+          return false;
+        }
+        auto s = decode_node_signature(read_be32(key.data() + 8), value);
+        if (!s.ok()) {
+          bad = s.status();
+          return false;
+        }
+        out.push_back(std::move(s).value());
+        return true;
+      }));
+  CUSTOS_RETURN_IF_ERROR(bad);
+  return out;
+}
+
+size_t Ledger::receipt_signature_count(uint64_t height) const {
+  auto sigs = receipt_signatures(height);
+  return sigs.ok() ? sigs->size() : 0;
+}
+
+Result<BlockRecord> Ledger::signed_block_at_or_below(uint64_t height) const {
+  // Signatures arrive within moments of a block; a few blocks back is enough.
+  constexpr uint64_t kBlocksToTry = 8;
+  for (uint64_t h = height; h > 0 && height - h < kBlocksToTry; --h) {
+    if (receipt_signature_count(h) >= quorum_) return block(h);
+  }
+  return error(ErrorCode::kUnavailable, "no recent block is signed by a quorum yet");
+}
+
+Result<NodeSignature> Ledger::own_receipt_signature(uint64_t height) const {
+  CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
+  return NodeSignature{node_index_, b.receipt_protected, b.root_signature};
+}
+
+Status Ledger::add_receipt_signature(uint64_t height, const NodeSignature& sig) {
+  const auto& nodes = config_.genesis.nodes;
+  if (sig.node >= nodes.size()) {
+    return error(ErrorCode::kInvalidArgument, "receipt signature from node " +
+                                                  std::to_string(sig.node) + " of " +
+                                                  std::to_string(nodes.size()));
+  }
+  if (height == 0) return error(ErrorCode::kInvalidArgument, "block 0 has no receipts");
+  CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
+  // Parse the header with the receipt parser itself (a receipt with an empty
+  // proof around it), so a signature kept here is one verifiers will accept.
+  cose::InclusionProof shape{b.header.log_size, 0, {}};
+  CUSTOS_ASSIGN_OR_RETURN(cose::Receipt parsed, cose::parse_receipt(cose::encode_receipt(
+                                                    sig.protected_bytes, shape, sig.signature)));
+  const crypto::PublicKey& key = nodes[sig.node].key;
+  if (parsed.header.kid != key.kid() || parsed.header.alg != key.algorithm()) {
+    return error(ErrorCode::kBadSignature,
+                 "receipt signature header does not name node " + nodes[sig.node].name + "'s key");
+  }
+  if (parsed.header.tree_size != b.header.log_size) {
+    return error(ErrorCode::kBadSignature, "receipt signature is for another tree size");
+  }
+  Status valid =
+      key.verify(cose::sig_structure(sig.protected_bytes, {}, b.header.root), sig.signature);
+  if (!valid.ok()) {
+    return error(ErrorCode::kBadSignature, "receipt signature of node " + nodes[sig.node].name +
+                                               " does not verify over block " +
+                                               std::to_string(height) + "'s root");
+  }
+  storage::WriteBatch wb;
+  wb.put(Column::kReceiptSigs, receipt_signature_key(height, sig.node), encode_node_signature(sig));
+  return store_->write(wb, /*sync=*/false);
+}
+
+Result<Bytes> Ledger::meta(std::string_view key) const {
+  return store_->get(Column::kMeta, as_view(key));
 }
 
 Result<Bytes> Ledger::checkpoint() const {

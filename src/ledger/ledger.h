@@ -83,6 +83,25 @@ struct QueryPage {
 
 inline constexpr size_t kQueryScanMax = 10000;  // index rows examined per page
 
+// Where a block comes from. With consensus, every node appends the same
+// committed block with the same context, so all logs are byte-identical.
+struct BlockContext {
+  uint64_t time_ms = 0;  // block time (never goes back: the ledger takes the max)
+  Hash256 proposer{};    // kid of the node that proposed it
+  // Meta records written in the same atomic batch (the node's note of which
+  // consensus block it has executed). Written, unsynced, even when the
+  // block registers nothing.
+  std::vector<std::pair<std::string, Bytes>> meta;
+};
+
+// One node's receipt signature for one block: the protected header it signed
+// (naming its kid and the tree size) and the signature over (header, root).
+struct NodeSignature {
+  uint32_t node = 0;  // position in the genesis node list
+  Bytes protected_bytes;
+  Bytes signature;
+};
+
 class Ledger {
  public:
   // Opens the data directory, creating block 0 from the genesis on first use.
@@ -100,11 +119,32 @@ class Ledger {
   // written (synced) only if at least one statement is accepted. A non-ok
   // outer result means storage failed: the ledger refuses further appends.
   Result<std::vector<Result<Registered>>> append_block(std::vector<Admitted> batch,
+                                                       const BlockContext& context);
+  // A block proposed by this node at now_ms (tests, tools).
+  Result<std::vector<Result<Registered>>> append_block(std::vector<Admitted> batch,
                                                        uint64_t now_ms);
+
+  // Receipt signatures of the consortium. The ledger signs each block it
+  // writes; the others arrive from peers and are checked here (the node is a
+  // genesis node, the header names its key and the block's tree size, the
+  // signature verifies over the block's root) before they are kept.
+  // kNotFound when the block is not written yet. Adding one twice is a no-op.
+  Status add_receipt_signature(uint64_t height, const NodeSignature& signature);
+  Result<NodeSignature> own_receipt_signature(uint64_t height) const;
+  size_t receipt_signature_count(uint64_t height) const;
+  size_t receipt_quorum() const { return quorum_; }
+  uint32_t node_index() const { return node_index_; }
+
+  // Meta records (see BlockContext::meta); kNotFound when absent.
+  Result<Bytes> meta(std::string_view key) const;
+  // The store, for the node's own column (Column::kConsensus) only.
+  storage::Store& store() { return *store_; }
 
   Head head() const;
   Result<EntryInfo> entry(const Hash256& id) const;
   Result<EntryInfo> entry_at(uint64_t index) const;
+  // A receipt bundle (cose/receipt.h): one RFC 9942 receipt per node that
+  // signed the entry's block. kUnavailable until a quorum has signed.
   Result<Bytes> receipt(const Hash256& id) const;
   Result<BlockRecord> block(uint64_t height) const;
   Result<Bytes> checkpoint() const;  // COSE_Sign1 of the newest block
@@ -129,9 +169,14 @@ class Ledger {
   Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
   Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q,
                                                              const Head& head) const;
+  Result<std::vector<NodeSignature>> receipt_signatures(uint64_t height) const;
+  // The newest block at or below `height` that a quorum has signed.
+  Result<BlockRecord> signed_block_at_or_below(uint64_t height) const;
 
   LedgerConfig config_;
   std::unique_ptr<storage::Store> store_;
+  uint32_t node_index_ = 0;
+  size_t quorum_ = 1;
 
   // Sequencer-only state.
   KeyRegistry working_keys_;

@@ -2,9 +2,29 @@
 
 #include <spdlog/spdlog.h>
 
+#include "consensus/replica.h"
+#include "crypto/hash.h"
+#include "net/transport.h"
+#include "node/consensus_store.h"
+#include "node/wire.h"
+
 namespace custos::node {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+// Results parked until a quorum signs their block. Beyond this many blocks
+// the oldest are answered anyway: they are committed and durable; only their
+// receipts wait for signatures (which peers may still send).
+constexpr size_t kAwaitingHeightsMax = 1024;
+// Forward-pool threads: statement checks from peers spread over the cores.
+constexpr unsigned kForwardThreadsMax = 4;
+}  // namespace
+
+struct Node::Event {
+  uint32_t from = 0;
+  Frame frame;
+};
 
 uint64_t unix_time_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -12,28 +32,116 @@ uint64_t unix_time_ms() {
                                    .count());
 }
 
-Node::Node(NodeConfig config) : config_(std::move(config)) {}
+Node::Node(NodeConfig config)
+    : config_(std::move(config)), mempool_(config_.pending_max, kMempoolBytesMax) {}
 
 Result<std::unique_ptr<Node>> Node::start(NodeConfig config) {
   std::unique_ptr<Node> node(new Node(std::move(config)));
-  CUSTOS_ASSIGN_OR_RETURN(node->ledger_, ledger::Ledger::open(node->config_.ledger));
-  node->sequencer_ = std::thread([n = node.get()] { n->run_sequencer(); });
+  CUSTOS_RETURN_IF_ERROR(node->open());
   return node;
 }
 
+Status Node::open() {
+  CUSTOS_ASSIGN_OR_RETURN(ledger_, ledger::Ledger::open(config_.ledger));
+  const ledger::Genesis& genesis = ledger_->genesis();
+  for (const auto& n : genesis.nodes) validators_.push_back(n.key);
+  self_ = ledger_->node_index();
+
+  consensus::Config cc;
+  const consensus::Block genesis_block = consensus::genesis_block(genesis.hash);
+  cc.genesis_id = genesis_block.id();
+  cc.validators = validators_;
+  cc.self = self_;
+  cc.key = config_.ledger.node_key;
+  cc.round_timeout_ms = config_.round_timeout_ms;
+  cc.round_timeout_max_ms = config_.round_timeout_max_ms;
+  cc.idle_proposal_ms = config_.idle_proposal_ms;
+  cc.block_items_max = config_.block_entries_max;
+  cc.block_bytes_max = config_.block_bytes_max;
+  if (Status valid = consensus::validate_config(cc); !valid.ok()) {
+    return error(valid.code(), "consensus: " + valid.message());
+  }
+
+  consensus_store_ = std::make_unique<ConsensusStore>(ledger_->store(), genesis_block);
+  std::optional<Hash256> executed;
+  if (auto marker = ledger_->meta(kMetaExecuted); marker.ok() && marker->size() == 32) {
+    executed.emplace();
+    std::copy(marker->begin(), marker->end(), executed->begin());
+  }
+  CUSTOS_ASSIGN_OR_RETURN(consensus::Recovered recovered, consensus_store_->recover(executed));
+  replica_ = std::make_unique<consensus::Replica>(
+      std::move(cc), std::move(recovered), *consensus_store_,
+      [this](size_t max_items, size_t max_bytes,
+             const std::function<bool(const Hash256&)>& in_flight) {
+        return mempool_.take(max_items, max_bytes, in_flight);
+      });
+
+  if (config_.network && !config_.network->peers.empty()) {
+    net::TransportConfig tc;
+    tc.self_index = self_;
+    tc.listen_host = config_.network->listen_host;
+    tc.listen_port = config_.network->listen_port;
+    for (const PeerAddress& p : config_.network->peers)
+      tc.peers.push_back({p.index, p.host, p.port});
+    tc.key_pem = config_.network->key_pem;
+    tc.certificate_pem = config_.network->certificate_pem;
+    tc.node_keys = validators_;
+    tc.frame_bytes_max = consensus::kMessageBytesMax + 4096;  // plus the envelope
+    CUSTOS_ASSIGN_OR_RETURN(transport_,
+                            net::Transport::start(std::move(tc), [this](uint32_t from, Bytes b) {
+                              on_network_frame(from, std::move(b));
+                            }));
+    const unsigned threads =
+        std::max(1u, std::min(kForwardThreadsMax, std::thread::hardware_concurrency()));
+    for (unsigned i = 0; i < threads; ++i)
+      forward_threads_.emplace_back([this] { run_forward_pool(); });
+  }
+  driver_ = std::thread([this] { run_driver(); });
+  return Status();
+}
+
 Node::~Node() {
+  transport_.reset();  // no more frames from peers
+  {
+    std::lock_guard lock(forward_mu_);
+    forward_stopping_ = true;
+  }
+  forward_cv_.notify_all();
+  for (auto& t : forward_threads_) t.join();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  if (sequencer_.joinable()) sequencer_.join();
+  if (driver_.joinable()) driver_.join();
+  // Nobody may be left waiting on a promise that will never be kept.
+  const Status stopping = error(ErrorCode::kUnavailable, "the node is shutting down");
+  for (auto& [height, parked] : awaiting_quorum_) {
+    for (auto& [promise, registered] : parked) promise->set_value(registered);
+  }
+  std::lock_guard lock(waiters_mu_);
+  for (auto& [id, promises] : waiters_) {
+    for (auto& p : promises) p->set_value(stopping);
+  }
 }
 
-size_t Node::pending() const {
-  std::lock_guard lock(mu_);
-  return queue_.size();
+ConsensusStatus Node::consensus_status() const {
+  ConsensusStatus s;
+  s.round = round_.load();
+  s.committed_round = committed_round_.load();
+  s.validators = validators_.size();
+  s.leader = static_cast<uint32_t>(s.round % validators_.size());
+  s.peer_connected.assign(validators_.size(), false);
+  s.peer_connected[self_] = true;
+  if (transport_) {
+    for (const auto& p : transport_->stats()) {
+      if (p.index < s.peer_connected.size()) s.peer_connected[p.index] = p.connected;
+    }
+  }
+  return s;
 }
+
+// --- Submission (HTTP threads) ---
 
 Node::Ticket Node::enqueue(ByteView bytes) {
   Ticket t;
@@ -44,31 +152,53 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     t.ready = Result<Submission>(admitted.status());
     return t;
   }
-  // Idempotent retries (the same bytes again) need no lookup here: the
-  // sequencer refuses them as a replay of their own sequence number, and
-  // await() then finds and returns the original registration.
   t.id = admitted->id;
-  auto p = std::make_unique<Pending>();
-  p->bytes = admitted->statement.bytes.size();
-  p->admitted = std::move(admitted).value();
-  t.future = p->promise.get_future();
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ || !healthy_) {
-      t.ready = Result<Submission>(error(ErrorCode::kUnavailable, "the node is shutting down"));
-      return t;
-    }
-    if (queue_.size() >= config_.pending_max) {
-      metrics_.refused(ErrorCode::kUnavailable);
-      t.ready = Result<Submission>(
-          error(ErrorCode::kUnavailable, "the node is at capacity (" +
-                                             std::to_string(config_.pending_max) +
-                                             " statements waiting); retry later"));
-      return t;
-    }
-    queue_.push_back(std::move(p));
+  if (auto existing = ledger_->entry(t.id); existing.ok()) {
+    t.ready = Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
+    return t;
   }
-  cv_.notify_one();
+  if (!healthy_) {
+    t.ready = Result<Submission>(
+        error(ErrorCode::kUnavailable, "the node stopped after a storage failure"));
+    return t;
+  }
+  auto promise = std::make_shared<Promise>();
+  t.future = promise->get_future();
+  {
+    // Registered before the mempool sees the statement, so its execution
+    // cannot slip between the two and leave this waiter behind.
+    std::lock_guard lock(waiters_mu_);
+    waiters_[t.id].push_back(promise);
+  }
+  const Bytes statement_bytes = admitted->statement.bytes;
+  switch (mempool_.add(std::move(admitted).value())) {
+    case Mempool::Added::kAdded: {
+      std::lock_guard lock(mu_);
+      outgoing_forwards_.push_back(statement_bytes);
+      if (!payload_signal_at_) {
+        payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
+      }
+      cv_.notify_one();
+      break;
+    }
+    case Mempool::Added::kDuplicate:  // in flight already: its execution answers us too
+      break;
+    case Mempool::Added::kExecuted:  // executed a moment ago; the waiter hears it
+      break;
+    case Mempool::Added::kFull: {
+      {
+        std::lock_guard lock(waiters_mu_);
+        auto& list = waiters_[t.id];
+        list.erase(std::remove(list.begin(), list.end(), promise), list.end());
+        if (list.empty()) waiters_.erase(t.id);
+      }
+      metrics_.refused(ErrorCode::kUnavailable);
+      t.ready = Result<Submission>(error(
+          ErrorCode::kUnavailable, "the node is at capacity (" + std::to_string(mempool_.size()) +
+                                       " statements waiting); retry later"));
+      break;
+    }
+  }
   return t;
 }
 
@@ -102,7 +232,6 @@ Result<Submission> Node::submit(ByteView bytes) {
 }
 
 std::vector<Result<Submission>> Node::submit_batch(const std::vector<ByteView>& statements) {
-  // Enqueue all first so the whole batch can share one block.
   std::vector<Ticket> tickets;
   tickets.reserve(statements.size());
   for (ByteView s : statements) tickets.push_back(enqueue(s));
@@ -112,74 +241,294 @@ std::vector<Result<Submission>> Node::submit_batch(const std::vector<ByteView>& 
   return out;
 }
 
-// Waits for the first statement, then gathers more until the block is full
-// or block_interval_ms has passed since the first one arrived. They stay in
-// queue_ until the block closes, so that pending_max (backpressure) and
-// pending() count the block being formed, not only what arrived since.
-std::vector<std::unique_ptr<Node::Pending>> Node::take_block() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-  const auto deadline = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
-  size_t n = 0;  // queue_[0, n) goes into the block
-  size_t bytes = 0;
-  for (;;) {
-    // The first statement always fits: otherwise one larger than
-    // block_bytes_max would stop the sequencer for good.
-    while (n < queue_.size() && n < config_.block_entries_max &&
-           (n == 0 || bytes + queue_[n]->bytes <= config_.block_bytes_max)) {
-      bytes += queue_[n]->bytes;
-      ++n;
+// --- Transport thread and forward pool ---
+
+void Node::on_network_frame(uint32_t from, Bytes bytes) {
+  auto frame = decode_frame(bytes);
+  if (!frame.ok()) {
+    spdlog::debug("dropping a frame from node {}: {}", from, frame.status().to_string());
+    return;
+  }
+  if (auto* forward = std::get_if<ForwardFrame>(&*frame)) {
+    std::lock_guard lock(forward_mu_);
+    for (Bytes& s : forward->statements) {
+      if (forward_queue_.size() >= kForwardQueueStatementsMax) break;  // the origin still has it
+      forward_queue_.push_back(std::move(s));
     }
-    const bool full = n >= config_.block_entries_max || n < queue_.size();
-    if (full || stopping_ || Clock::now() >= deadline) break;
-    if (!cv_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() > n; })) break;
+    forward_cv_.notify_all();
+    return;
   }
-  std::vector<std::unique_ptr<Pending>> block;
-  block.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    block.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
-  return block;
+  post(Event{from, std::move(frame).value()});
 }
 
-void Node::run_sequencer() {
+void Node::post(Event event) {
+  std::lock_guard lock(mu_);
+  if (events_.size() >= kDriverEventsMax) return;  // consensus recovers lost messages
+  events_.push_back(std::move(event));
+  cv_.notify_one();
+}
+
+void Node::run_forward_pool() {
   for (;;) {
-    std::vector<std::unique_ptr<Pending>> block = take_block();
-    if (block.empty()) {
+    Bytes bytes;
+    {
+      std::unique_lock lock(forward_mu_);
+      forward_cv_.wait(lock, [&] { return forward_stopping_ || !forward_queue_.empty(); });
+      if (forward_stopping_) return;
+      bytes = std::move(forward_queue_.front());
+      forward_queue_.pop_front();
+    }
+    if (mempool_.contains(crypto::sha256(bytes))) continue;  // checked once per node
+    auto admitted = ledger_->admit(bytes);
+    if (!admitted.ok()) continue;  // its execution (if a leader proposes it) refuses it too
+    if (mempool_.add(std::move(admitted).value()) == Mempool::Added::kAdded) {
       std::lock_guard lock(mu_);
-      if (stopping_) return;
-      continue;
+      if (!payload_signal_at_) {
+        payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
+      }
+      cv_.notify_one();
     }
-    std::vector<ledger::Admitted> batch;
-    batch.reserve(block.size());
-    for (auto& p : block) batch.push_back(std::move(p->admitted));
-    const auto start = Clock::now();
-    auto results = ledger_->append_block(std::move(batch), unix_time_ms());
-    if (!results.ok()) {
-      spdlog::critical("storage failure, refusing further statements: {}",
-                       results.status().to_string());
-      healthy_ = false;
-      for (auto& p : block) p->promise.set_value(results.status());
-      continue;
-    }
-    metrics_.block_write_latency.observe(
-        std::chrono::duration<double>(Clock::now() - start).count());
-    // Count before answering, so a submitter that has its answer (and then
-    // reads /metrics) sees the counters include it.
-    bool wrote_block = false;
-    for (const Result<ledger::Registered>& r : *results) {
-      if (r.ok()) {
-        wrote_block = true;
-        metrics_.statements_registered.fetch_add(1, std::memory_order_relaxed);
-        if (r->gap) metrics_.sequence_gaps.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// --- Driver thread ---
+
+void Node::run_driver() {
+  handle(replica_->start(unix_time_ms()));
+  for (;;) {
+    std::deque<Event> events;
+    bool payload = false;
+    {
+      std::unique_lock lock(mu_);
+      const auto wake = [&] {
+        return stopping_ || !events_.empty() || !outgoing_forwards_.empty();
+      };
+      std::optional<Clock::time_point> deadline = payload_signal_at_;
+      if (timer_ms_) {
+        const uint64_t now = unix_time_ms();
+        const auto timer =
+            Clock::now() + std::chrono::milliseconds(*timer_ms_ > now ? *timer_ms_ - now : 0);
+        if (!deadline || timer < *deadline) deadline = timer;
+      }
+      if (deadline) {
+        cv_.wait_until(lock, *deadline, wake);
       } else {
-        metrics_.refused(r.status().code());
+        cv_.wait(lock, wake);
+      }
+      if (stopping_) return;
+      events.swap(events_);
+      if (payload_signal_at_ && Clock::now() >= *payload_signal_at_) {
+        payload = true;
+        payload_signal_at_.reset();
       }
     }
-    if (wrote_block) metrics_.blocks_written.fetch_add(1, std::memory_order_relaxed);
-    for (size_t i = 0; i < block.size(); ++i) block[i]->promise.set_value(std::move((*results)[i]));
+    flush_forwards();
+    for (Event& e : events) on_frame(e.from, std::move(e.frame));
+    if (payload) handle(replica_->on_payload_available(unix_time_ms()));
+    if (timer_ms_ && unix_time_ms() >= *timer_ms_) {
+      timer_ms_.reset();
+      handle(replica_->on_timer(unix_time_ms()));
+    }
   }
+}
+
+void Node::flush_forwards() {
+  std::vector<Bytes> pending;
+  {
+    std::lock_guard lock(mu_);
+    pending.swap(outgoing_forwards_);
+  }
+  if (!transport_ || pending.empty()) return;
+  ForwardFrame frame;
+  size_t bytes = 0;
+  for (Bytes& s : pending) {
+    if (frame.statements.size() >= kForwardStatementsMax || bytes + s.size() > kForwardBytesMax) {
+      send(std::nullopt, frame);
+      frame.statements.clear();
+      bytes = 0;
+    }
+    bytes += s.size();
+    frame.statements.push_back(std::move(s));
+  }
+  if (!frame.statements.empty()) send(std::nullopt, frame);
+}
+
+void Node::send(std::optional<uint32_t> to, const Frame& frame) {
+  if (!transport_) return;
+  Bytes bytes = encode_frame(frame);
+  if (to) {
+    transport_->send(*to, std::move(bytes));
+  } else {
+    transport_->broadcast(bytes);
+  }
+}
+
+void Node::on_frame(uint32_t from, Frame frame) {
+  if (auto* c = std::get_if<ConsensusFrame>(&frame)) {
+    handle(replica_->on_message(from, std::move(c->message), unix_time_ms()));
+  } else if (auto* r = std::get_if<ReceiptSignatureFrame>(&frame)) {
+    on_receipt_signature(from, r->height, r->signature, r->want_reply);
+  }
+}
+
+void Node::handle(consensus::Output out) {
+  if (!healthy_) return;
+  if (out.safety || !out.blocks.empty()) {
+    Status persisted = consensus_store_->persist(out.safety, out.blocks);
+    if (!persisted.ok()) {
+      // Sending a vote that is not on disk could make this node equivocate
+      // after a restart: stop taking part instead.
+      spdlog::critical("cannot persist consensus state, stopping: {}", persisted.to_string());
+      healthy_ = false;
+      return;
+    }
+  }
+  for (consensus::Envelope& e : out.messages) {
+    if (e.to && *e.to == self_) {
+      post(Event{self_, ConsensusFrame{std::move(e.message)}});
+    } else {
+      send(e.to, ConsensusFrame{std::move(e.message)});
+    }
+  }
+  for (const consensus::Block& b : out.committed) execute(b);
+  if (out.timer_ms) timer_ms_ = out.timer_ms;
+  round_ = replica_->round();
+  committed_round_ = replica_->committed_block().round;
+}
+
+void Node::execute(const consensus::Block& block) {
+  if (!healthy_) return;
+  if (Status kept = consensus_store_->keep_committed(block); !kept.ok()) {
+    spdlog::warn("cannot keep committed block: {}", kept.to_string());
+  }
+  // Statements this node admitted (or a peer forwarded and it checked) skip
+  // a second signature check; the others are checked now. Either way the
+  // outcome depends only on the statement and the log before it, so every
+  // node decides the same.
+  std::vector<ledger::Admitted> batch;
+  std::vector<Hash256> batch_ids;  // aligned with batch
+  std::vector<Hash256> ids;        // every item
+  std::unordered_map<Hash256, Result<ledger::Registered>, HashOf> outcome;
+  batch.reserve(block.payload.size());
+  for (const Bytes& item : block.payload) {
+    const Hash256 id = crypto::sha256(item);
+    ids.push_back(id);
+    if (auto a = mempool_.get(id)) {
+      batch.push_back(std::move(*a));
+      batch_ids.push_back(id);
+    } else if (auto a2 = ledger_->admit(item); a2.ok()) {
+      batch.push_back(std::move(a2).value());
+      batch_ids.push_back(id);
+    } else {
+      outcome.emplace(id, a2.status());
+    }
+  }
+  const Hash256 block_id = block.id();
+  ledger::BlockContext context;
+  context.time_ms = block.time_ms;
+  if (block.author < validators_.size()) context.proposer = validators_[block.author].kid();
+  context.meta.emplace_back(std::string(kMetaExecuted), Bytes(block_id.begin(), block_id.end()));
+  const uint64_t height_before = ledger_->head().height;
+  const auto start = Clock::now();
+  auto results = ledger_->append_block(std::move(batch), context);
+  if (!results.ok()) {
+    spdlog::critical("storage failure, refusing further statements: {}",
+                     results.status().to_string());
+    healthy_ = false;
+    return;
+  }
+  mempool_.executed(ids);
+  const uint64_t height = ledger_->head().height;
+  if (height > height_before) {
+    metrics_.blocks_written.fetch_add(1, std::memory_order_relaxed);
+    metrics_.block_write_latency.observe(
+        std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  for (size_t i = 0; i < results->size(); ++i) {
+    const Result<ledger::Registered>& r = (*results)[i];
+    if (r.ok()) {
+      metrics_.statements_registered.fetch_add(1, std::memory_order_relaxed);
+      if (r->gap) metrics_.sequence_gaps.fetch_add(1, std::memory_order_relaxed);
+    }
+    outcome.emplace(batch_ids[i], r);  // a duplicate in one block: the first decides
+  }
+
+  // Registrations wait for a quorum of receipt signatures; refusals are
+  // answered now.
+  std::vector<std::pair<std::shared_ptr<Promise>, ledger::Registered>> parked;
+  {
+    std::lock_guard lock(waiters_mu_);
+    for (const auto& [id, result] : outcome) {
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) continue;
+      for (auto& p : it->second) {
+        if (result.ok()) {
+          parked.emplace_back(p, *result);
+        } else {
+          metrics_.refused(result.status().code());
+          p->set_value(result.status());
+        }
+      }
+      waiters_.erase(it);
+    }
+  }
+  if (height > height_before) {
+    auto& list = awaiting_quorum_[height];
+    for (auto& p : parked) list.push_back(std::move(p));
+    auto own = ledger_->own_receipt_signature(height);
+    if (own.ok()) {
+      const bool behind = unix_time_ms() > block.time_ms + kCatchUpAgeMs;
+      send(std::nullopt, ReceiptSignatureFrame{height, *own, behind});
+    }
+    if (auto early = early_signatures_.find(height); early != early_signatures_.end()) {
+      auto sigs = std::move(early->second);
+      early_signatures_.erase(early);
+      early_signature_count_ -= sigs.size();
+      for (auto& [from, sig] : sigs) on_receipt_signature(from, height, sig, false);
+    }
+    answer_signed(height);
+  } else {
+    for (auto& [promise, registered] : parked) promise->set_value(registered);
+  }
+  while (awaiting_quorum_.size() > kAwaitingHeightsMax) {
+    for (auto& [promise, registered] : awaiting_quorum_.begin()->second) {
+      promise->set_value(registered);
+    }
+    awaiting_quorum_.erase(awaiting_quorum_.begin());
+  }
+}
+
+void Node::on_receipt_signature(uint32_t from, uint64_t height, const ledger::NodeSignature& sig,
+                                bool want_reply) {
+  if (sig.node != from) return;  // a node speaks for itself only
+  const uint64_t head = ledger_->head().height;
+  if (height > head) {
+    if (early_signature_count_ < kEarlySignaturesMax) {
+      early_signatures_[height].emplace_back(from, sig);
+      ++early_signature_count_;
+    }
+    return;
+  }
+  Status added = ledger_->add_receipt_signature(height, sig);
+  if (!added.ok()) {
+    spdlog::debug("receipt signature of node {} for block {} refused: {}", from, height,
+                  added.to_string());
+  } else {
+    answer_signed(height);
+  }
+  if (want_reply && height <= head) {
+    if (auto own = ledger_->own_receipt_signature(height); own.ok()) {
+      send(from, ReceiptSignatureFrame{height, *own, false});
+    }
+  }
+}
+
+void Node::answer_signed(uint64_t height) {
+  auto it = awaiting_quorum_.find(height);
+  if (it == awaiting_quorum_.end()) return;
+  if (ledger_->receipt_signature_count(height) < ledger_->receipt_quorum()) return;
+  for (auto& [promise, registered] : it->second) promise->set_value(registered);
+  awaiting_quorum_.erase(it);
 }
 
 }  // namespace custos::node

@@ -1,31 +1,89 @@
-// One custos node: the ledger plus the sequencer that turns admitted
-// statements into blocks. Submitters block until their statement is durably
-// registered (or refused); the sequencer groups whatever is queued into one
-// block and one synced write, so throughput grows with concurrency while the
-// number of fsyncs stays bounded.
+// One custos node: the ledger, a mempool, and the consensus replica that
+// orders statements into blocks together with the other nodes of the
+// consortium (consensus/replica.h) over mutual TLS (net/transport.h). A
+// one-node consortium (the --dev node) runs the same path with no peers.
+//
+// Threads: HTTP workers call submit(); it admits the statement (signature
+// verification runs there), puts it in the mempool, forwards it to the peers
+// and waits. The driver thread owns the replica: it feeds it peer messages
+// and timers, persists what it must before anything is sent, executes
+// committed blocks into the ledger and trades receipt signatures. A small
+// pool checks statements forwarded by peers. The transport has its own
+// I/O thread. Every queue between them is bounded.
+//
+// A submitter hears "registered" once its statement's block is committed,
+// durably written here, and signed by a quorum of nodes (so its receipt is
+// ready): with at most f faulty nodes it cannot be lost.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "node/mempool.h"
 #include "node/metrics.h"
+#include "node/wire.h"
+
+namespace custos::consensus {
+class Replica;
+struct Output;
+struct Block;
+}  // namespace custos::consensus
+namespace custos::net {
+class Transport;
+}
 
 namespace custos::node {
 
+class ConsensusStore;
+
+// Peer messages waiting for the driver thread; beyond this they are dropped
+// (consensus recovers lost messages through its timeouts and block requests).
+inline constexpr size_t kDriverEventsMax = 4096;
+// Forwarded statements waiting for a signature check.
+inline constexpr size_t kForwardQueueStatementsMax = 65536;
+// Statements waiting in the mempool, and their bytes.
+inline constexpr size_t kMempoolBytesMax = 128ull << 20;
+// Receipt signatures kept for blocks this node has not written yet.
+inline constexpr size_t kEarlySignaturesMax = 4096;
+// A node executing a block older than this asks its peers for their receipt
+// signatures (it was down or behind when they were sent).
+inline constexpr uint64_t kCatchUpAgeMs = 2000;
+
+struct PeerAddress {
+  uint32_t index = 0;
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct NetworkConfig {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;
+  std::vector<PeerAddress> peers;  // every other genesis node
+  std::string key_pem;             // this node's key (the ledger's node key)
+  std::string certificate_pem;
+};
+
 struct NodeConfig {
   ledger::LedgerConfig ledger;
-  int block_interval_ms = limits::kBlockIntervalMsDefault;
+  int block_interval_ms = limits::kBlockIntervalMsDefault;  // a leader's wait for more statements
   size_t block_entries_max = limits::kBlockEntriesMax;
   size_t block_bytes_max = limits::kBlockBytesMax;
-  size_t pending_max = limits::kPendingStatementsMax;
+  size_t pending_max = limits::kPendingStatementsMax;  // mempool statements
   int registration_timeout_ms = limits::kRegistrationTimeoutMs;
+  uint64_t round_timeout_ms = 1000;
+  uint64_t round_timeout_max_ms = 10000;
+  uint64_t idle_proposal_ms = 500;
+  std::optional<NetworkConfig> network;  // absent: a one-node consortium
 };
 
 struct Submission {
@@ -33,54 +91,103 @@ struct Submission {
   bool already_registered = false;  // an identical statement was registered before
 };
 
+struct ConsensusStatus {
+  uint64_t round = 0;
+  uint32_t leader = 0;
+  uint64_t committed_round = 0;
+  size_t validators = 1;
+  std::vector<bool> peer_connected;  // by genesis index; true for self
+};
+
 class Node {
  public:
   static Result<std::unique_ptr<Node>> start(NodeConfig config);
-  ~Node();  // stops the sequencer after draining what is queued
+  ~Node();  // stops the driver, the transport and the pool
 
-  // Admits the statement in the caller's thread (signature verification runs
-  // here, so it spreads over the HTTP worker threads), queues it, and waits
-  // until it is durably registered or refused. Submitting bytes that are
-  // already registered returns that registration (already_registered).
-  // kUnavailable when the queue is full (backpressure) or on timeout.
+  // Admits the statement in the caller's thread, hands it to consensus and
+  // waits until it is registered (committed, written, receipt signed by a
+  // quorum) or refused. Submitting bytes that are already registered returns
+  // that registration (already_registered). kUnavailable when the mempool is
+  // full (backpressure) or on timeout.
   Result<Submission> submit(ByteView statement_bytes);
   std::vector<Result<Submission>> submit_batch(const std::vector<ByteView>& statements);
 
   const ledger::Ledger& ledger() const { return *ledger_; }
   Metrics& metrics() { return metrics_; }
-  size_t pending() const;
+  size_t pending() const { return mempool_.size(); }
   bool healthy() const { return healthy_.load(); }
+  ConsensusStatus consensus_status() const;
 
  private:
-  struct Pending {
-    ledger::Admitted admitted;
-    std::promise<Result<ledger::Registered>> promise;
-    size_t bytes = 0;
-  };
-
-  explicit Node(NodeConfig config);
-  // Admission half of submit: either a ready answer or a future to wait on.
+  using Promise = std::promise<Result<ledger::Registered>>;
   struct Ticket {
     std::optional<Result<Submission>> ready;
     std::future<Result<ledger::Registered>> future;
     Hash256 id{};
     std::chrono::steady_clock::time_point start;
   };
+  struct Event;
+
+  explicit Node(NodeConfig config);
+  Status open();
   Ticket enqueue(ByteView bytes);
   Result<Submission> await(Ticket& ticket);
-  void run_sequencer();
-  std::vector<std::unique_ptr<Pending>> take_block();
+
+  // Driver thread.
+  void run_driver();
+  void handle(consensus::Output out);
+  void execute(const consensus::Block& block);
+  void on_frame(uint32_t from, Frame frame);
+  void on_receipt_signature(uint32_t from, uint64_t height, const ledger::NodeSignature& sig,
+                            bool want_reply);
+  void answer_signed(uint64_t height);
+  void send(std::optional<uint32_t> to, const Frame& frame);
+  void flush_forwards();
+
+  // Transport thread and forward pool.
+  void on_network_frame(uint32_t from, Bytes bytes);
+  void run_forward_pool();
+  void post(Event event);
 
   NodeConfig config_;
   std::unique_ptr<ledger::Ledger> ledger_;
   Metrics metrics_;
   std::atomic<bool> healthy_{true};
+  Mempool mempool_;
+  std::vector<crypto::PublicKey> validators_;
+  uint32_t self_ = 0;
 
+  // Waiters by statement id; results parked by height until a quorum signs.
+  std::mutex waiters_mu_;
+  std::unordered_map<Hash256, std::vector<std::shared_ptr<Promise>>, HashOf> waiters_;
+
+  // Driver state (driver thread only).
+  std::unique_ptr<ConsensusStore> consensus_store_;
+  std::unique_ptr<consensus::Replica> replica_;
+  std::optional<uint64_t> timer_ms_;
+  std::map<uint64_t, std::vector<std::pair<std::shared_ptr<Promise>, ledger::Registered>>>
+      awaiting_quorum_;
+  std::map<uint64_t, std::vector<std::pair<uint32_t, ledger::NodeSignature>>> early_signatures_;
+  size_t early_signature_count_ = 0;
+
+  // Inbox of the driver thread.
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Pending>> queue_;
+  std::deque<Event> events_;
   bool stopping_ = false;
-  std::thread sequencer_;
+  std::optional<std::chrono::steady_clock::time_point> payload_signal_at_;
+  std::vector<Bytes> outgoing_forwards_;
+  std::atomic<uint64_t> round_{0}, committed_round_{0};
+
+  // Forward pool.
+  std::mutex forward_mu_;
+  std::condition_variable forward_cv_;
+  std::deque<Bytes> forward_queue_;
+  bool forward_stopping_ = false;
+  std::vector<std::thread> forward_threads_;
+
+  std::unique_ptr<net::Transport> transport_;
+  std::thread driver_;
 };
 
 uint64_t unix_time_ms();

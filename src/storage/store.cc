@@ -64,6 +64,10 @@ const char* column_name(Column column) {
       return "indexes";
     case Column::kKeys:
       return "keys";
+    case Column::kReceiptSigs:
+      return "receipt_sigs";
+    case Column::kConsensus:
+      return "consensus";
   }
   return "?";
 }

@@ -14,15 +14,17 @@
 namespace custos::storage {
 
 enum class Column : int {
-  kMeta = 0,  // head pointer, genesis
-  kEntries,   // be64(log index) -> statement bytes
-  kEntryIds,  // entry id (32 bytes) -> entry location record
-  kNodes,     // u8 level || be64(index) -> 32-byte perfect subtree hash
-  kBlocks,    // be64(height) -> block record
-  kIndex,     // secondary indexes; keys carry everything, values empty
-  kKeys,      // issuer key records and per-key sequence state
+  kMeta = 0,     // head pointer, genesis
+  kEntries,      // be64(log index) -> statement bytes
+  kEntryIds,     // entry id (32 bytes) -> entry location record
+  kNodes,        // u8 level || be64(index) -> 32-byte perfect subtree hash
+  kBlocks,       // be64(height) -> block record
+  kIndex,        // secondary indexes; keys carry everything, values empty
+  kKeys,         // issuer key records and per-key sequence state
+  kReceiptSigs,  // be64(height) || be32(node index) -> that node's receipt signature
+  kConsensus,    // the node's consensus state: safety rules, blocks voted for
 };
-inline constexpr int kColumnCount = 7;
+inline constexpr int kColumnCount = 9;
 const char* column_name(Column column);
 
 struct Options {

@@ -1,0 +1,88 @@
+#include "node/consensus_store.h"
+
+#include "ledger/records.h"
+
+namespace custos::node {
+
+using storage::Column;
+
+namespace {
+constexpr std::string_view kSafetyKey = "s";
+
+Bytes block_key(const Hash256& id) {
+  Bytes k{'b'};
+  k.insert(k.end(), id.begin(), id.end());
+  return k;
+}
+
+Bytes round_key(uint64_t round, const Hash256& id) {
+  Bytes k{'r'};
+  append_be64(k, round);
+  k.insert(k.end(), id.begin(), id.end());
+  return k;
+}
+}  // namespace
+
+std::optional<consensus::Block> ConsensusStore::get(const Hash256& id) const {
+  if (id == genesis_id_) return genesis_;
+  auto bytes = store_.get(Column::kConsensus, block_key(id));
+  if (!bytes.ok()) return std::nullopt;
+  auto block = consensus::decode_block(*bytes);
+  // A block that does not hash to its key is not the block asked for.
+  if (!block.ok() || block->id() != id) return std::nullopt;
+  return std::move(block).value();
+}
+
+Status ConsensusStore::persist(const std::optional<consensus::SafetyState>& safety,
+                               const std::vector<consensus::Block>& blocks) {
+  storage::WriteBatch wb;
+  if (safety) wb.put(Column::kConsensus, as_view(kSafetyKey), safety->encode());
+  for (const consensus::Block& b : blocks) {
+    const Hash256 id = b.id();
+    wb.put(Column::kConsensus, block_key(id), consensus::encode_block(b));
+    wb.put(Column::kConsensus, round_key(b.round, id), {});
+  }
+  if (wb.count() == 0) return Status();
+  return store_.write(wb, /*sync=*/true);
+}
+
+Status ConsensusStore::keep_committed(const consensus::Block& block) {
+  const Hash256 id = block.id();
+  if (id == genesis_id_ || store_.get(Column::kConsensus, block_key(id)).ok()) return Status();
+  storage::WriteBatch wb;
+  wb.put(Column::kConsensus, block_key(id), consensus::encode_block(block));
+  return store_.write(wb, /*sync=*/false);
+}
+
+Result<consensus::Recovered> ConsensusStore::recover(
+    const std::optional<Hash256>& executed_id) const {
+  consensus::Recovered r = consensus::initial_recovered(genesis_);
+  auto safety = store_.get(Column::kConsensus, as_view(kSafetyKey));
+  if (safety.ok()) {
+    CUSTOS_ASSIGN_OR_RETURN(r.safety, consensus::SafetyState::decode(*safety));
+  } else if (safety.status().code() != ErrorCode::kNotFound) {
+    return safety.status();
+  }
+  if (executed_id) {
+    auto committed = get(*executed_id);
+    if (!committed) {
+      return error(ErrorCode::kCorruption, "the ledger executed consensus block " +
+                                               to_hex(*executed_id) + " but it is not stored");
+    }
+    r.committed = std::move(*committed);
+  }
+  Bytes start{'r'};
+  append_be64(start, r.committed.round + 1);
+  CUSTOS_RETURN_IF_ERROR(
+      store_.scan(Column::kConsensus, start, Bytes{'s'}, [&](ByteView key, ByteView) {
+        if (key.size() != 41) return true;
+        Hash256 id;
+        std::copy(key.begin() + 9, key.end(), id.begin());
+        if (auto b = get(id)) r.pending.push_back(std::move(*b));
+        // Bounded like the replica's own tree: more is never useful.
+        return r.pending.size() < consensus::kPendingBlocksMax;
+      }));
+  return r;
+}
+
+}  // namespace custos::node

@@ -1,0 +1,45 @@
+// The node's consensus state on disk, in the ledger's RocksDB (column
+// "consensus"), and the BlockReader the replica reads blocks through.
+//
+//   "s"                      -> SafetyState (synced before any vote leaves)
+//   "b" || block id          -> consensus block (every block persisted)
+//   "r" || be64(round) || id -> empty; finds the blocks above the committed
+//                               one at start without scanning every block
+// Which committed block the ledger has executed is a ledger meta record
+// ("consensus_executed": block id), written in the same batch as the block's
+// entries, so execution and the log never disagree after a crash.
+#pragma once
+
+#include "consensus/replica.h"
+#include "storage/store.h"
+
+namespace custos::node {
+
+inline constexpr std::string_view kMetaExecuted = "consensus_executed";
+
+class ConsensusStore : public consensus::BlockReader {
+ public:
+  ConsensusStore(storage::Store& store, consensus::Block genesis)
+      : store_(store), genesis_(std::move(genesis)), genesis_id_(genesis_.id()) {}
+
+  std::optional<consensus::Block> get(const Hash256& id) const override;
+
+  // One synced write: what the replica asks to persist before it speaks.
+  Status persist(const std::optional<consensus::SafetyState>& safety,
+                 const std::vector<consensus::Block>& blocks);
+  // Keeps a committed block (fetched while catching up) so this node can
+  // serve it to others; unsynced, and skipped when already stored.
+  Status keep_committed(const consensus::Block& block);
+
+  // The replica's starting point: the safety state, the newest executed
+  // block (`executed_id` from the ledger; nullopt at first start) and the
+  // stored blocks above it.
+  Result<consensus::Recovered> recover(const std::optional<Hash256>& executed_id) const;
+
+ private:
+  storage::Store& store_;
+  consensus::Block genesis_;
+  Hash256 genesis_id_;
+};
+
+}  // namespace custos::node
