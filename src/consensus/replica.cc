@@ -400,8 +400,13 @@ struct Replica::State {
       if (tree.size() >= kPendingBlocksMax) make_room();
       if (tree.size() >= kPendingBlocksMax) continue;
       QuorumCert qc = blk.qc;
+      std::optional<TimeoutCert> tc = blk.tc;
       tree.emplace(bid, std::move(blk));
-      try_commit(qc);
+      // A fetched block's certificates are authentic (hash-linked to a
+      // verified one). Observing them before any vote keeps the invariant
+      // the safety argument needs: a voter has seen its block's QC.
+      process_qc(qc);
+      if (tc) process_tc(*tc);
       try_commit(safety.state().high_qc);
       if (const Block* inserted = find(bid)) try_vote(bid, *inserted);
       for (auto& child : take_orphan_children(bid)) work.push_back(std::move(child));

@@ -317,6 +317,29 @@ TEST_F(SingleReplicaTest, AnswersBlockRequestsByWalkingParents) {
   EXPECT_TRUE(std::get<BlockResponse>(none.messages[0].message).blocks.empty());
 }
 
+TEST(ConfigTest, ValidateConfigRefusesInconsistentConfigs) {
+  Committee c(4);
+  EXPECT_TRUE(validate_config(c.config(0)).ok());
+  Config wrong_key = c.config(0);
+  wrong_key.key = c.keys[1];
+  EXPECT_EQ(validate_config(wrong_key).code(), ErrorCode::kInvalidArgument);
+  Config self_out = c.config(0);
+  self_out.self = 4;
+  EXPECT_FALSE(validate_config(self_out).ok());
+  Config none = c.config(0);
+  none.validators.clear();
+  EXPECT_FALSE(validate_config(none).ok());
+  Config zero_timeout = c.config(0);
+  zero_timeout.round_timeout_ms = 0;
+  EXPECT_FALSE(validate_config(zero_timeout).ok());
+  Config es256 = c.config(0);
+  auto p256 = crypto::PrivateKey::generate(crypto::Algorithm::kES256);
+  ASSERT_TRUE(p256.ok());
+  es256.validators[0] = p256->public_key();
+  es256.key = *p256;
+  EXPECT_FALSE(validate_config(es256).ok()) << "node keys are Ed25519";
+}
+
 // ---------------------------------------------------------------------------
 // A synchronous cluster: messages go through the wire codec, every vote and
 // timeout is checked against the safety invariants, timers fire in order.
