@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
+#include <iostream>
 #include <list>
 #include <sstream>
 #include <utility>
@@ -32,8 +34,6 @@ const char* behaviour_name(Behaviour behaviour) {
   return "?";
 }
 
-namespace {
-
 // Ed25519 keys derived from the validator index, so block ids (which include
 // QC signatures) are the same in every run of a seed. The PKCS#8 prefix is
 // the fixed RFC 8410 header for a 32-byte Ed25519 seed.
@@ -52,16 +52,36 @@ const crypto::PrivateKey& validator_key(NodeIndex index) {
   return cache.emplace(index, std::move(key).value()).first->second;
 }
 
-uint64_t message_round(const Message& message) {
-  if (auto* p = std::get_if<consensus::Proposal>(&message)) return p->block.round;
-  if (auto* v = std::get_if<consensus::Vote>(&message)) return v->round;
-  if (auto* t = std::get_if<consensus::Timeout>(&message)) return t->round;
-  if (auto* r = std::get_if<consensus::BlockResponse>(&message)) return r->blocks.size();
-  return 0;
-}
+namespace {
 
 std::string short_hex(const Hash256& id) {
   return to_hex(ByteView(id.data(), 8));
+}
+
+// "proposal r12 3f2a...", for the trace.
+std::string describe(const Message& message) {
+  std::string text = consensus::message_name(message);
+  if (auto* p = std::get_if<consensus::Proposal>(&message)) {
+    return text + " r" + std::to_string(p->block.round) + " " + short_hex(p->block.id());
+  }
+  if (auto* v = std::get_if<consensus::Vote>(&message)) {
+    return text + " r" + std::to_string(v->round) + " " + short_hex(v->block_id);
+  }
+  if (auto* t = std::get_if<consensus::Timeout>(&message)) {
+    return text + " r" + std::to_string(t->round) + " qc r" + std::to_string(t->high_qc.round);
+  }
+  if (auto* q = std::get_if<consensus::BlockRequest>(&message)) {
+    return text + " " + short_hex(q->block_id) + " x" + std::to_string(q->count);
+  }
+  if (auto* r = std::get_if<consensus::BlockResponse>(&message)) {
+    text += " " + std::to_string(r->blocks.size()) + " blocks";
+    if (!r->blocks.empty()) {
+      text += " " + short_hex(r->blocks.front().id()) + " r" +
+              std::to_string(r->blocks.front().round) + ".." +
+              std::to_string(r->blocks.back().round);
+    }
+  }
+  return text;
 }
 
 // What a node keeps on disk. Safety state and blocks are written synced (the
@@ -74,10 +94,26 @@ class Disk : public consensus::BlockReader {
   std::vector<Block> ledger;  // committed after genesis, oldest first
   size_t ledger_synced = 0;
 
+  std::map<Hash256, size_t> ledger_index;  // block id -> position in ledger
+
+  // Like the real node: blocks written for the replica, then the ledger
+  // (committed blocks the replica never voted for are only there).
   std::optional<Block> get(const Hash256& id) const override {
     auto it = blocks.find(id);
     if (it != blocks.end()) return it->second;
+    auto at = ledger_index.find(id);
+    if (at != ledger_index.end()) return ledger[at->second];
     return std::nullopt;
+  }
+
+  void append_ledger(const Block& block, const Hash256& id) {
+    ledger_index[id] = ledger.size();
+    ledger.push_back(block);
+  }
+  // A crash: unsynced ledger writes are gone.
+  void drop_unsynced_ledger() {
+    for (size_t i = ledger_synced; i < ledger.size(); ++i) ledger_index.erase(ledger[i].id());
+    ledger.resize(ledger_synced);
   }
 };
 
@@ -173,6 +209,8 @@ class Cluster {
   std::deque<std::string> trace_;
   RunStats stats_;
   uint64_t digest_ = 0xcbf29ce484222325ull;
+  // CUSTOS_SIM_TRACE=1: every trace line to stderr as it happens (debugging).
+  bool print_trace_ = std::getenv("CUSTOS_SIM_TRACE") != nullptr;
 };
 
 std::vector<NodeIndex> Cluster::other_indexes(NodeIndex self) const {
@@ -395,7 +433,8 @@ void Cluster::crash(Instance& inst) {
   inst.mempool_index.clear();
   // Unsynced ledger writes are lost; what the checkers saw shrinks with them.
   Disk& disk = inst.disk;
-  disk.ledger.resize(disk.ledger_synced);
+  if (scenario_.bug_forget_safety_on_crash) disk.safety.reset();
+  disk.drop_unsynced_ledger();
   inst.executed_ids.clear();
   size_t items = 0;
   for (const auto& block : disk.ledger) {
@@ -467,7 +506,7 @@ void Cluster::execute(Instance& inst, const Block& block) {
   mix(id);
   Status status = commits_.on_commit(inst.id, CommitRecord{id, block.parent_id, block.round});
   if (!status.ok()) return fail(status.message());
-  inst.disk.ledger.push_back(block);  // unsynced until the next ledger sync
+  inst.disk.append_ledger(block, id);  // unsynced until the next ledger sync
   for (const auto& item : block.payload) {
     Hash256 item_id = crypto::sha256(item);
     if (!inst.executed_ids.insert(item_id).second) ++stats_.duplicate_items;
@@ -538,8 +577,7 @@ void Cluster::deliver_consensus(Instance& from, Instance& to, const Packet& pack
     return fail("codec: decode then encode changed the bytes of a " +
                 std::string(consensus::message_name(*message)));
   }
-  trace("deliver " + std::string(consensus::message_name(*message)) + " r" +
-        std::to_string(message_round(*message)) + " " + std::to_string(from.id) + "->" +
+  trace("deliver " + describe(*message) + " " + std::to_string(from.id) + "->" +
         std::to_string(to.id) + (packet.corrupted ? " (corrupted)" : ""));
   if (to.behaviour == Behaviour::kForger) tamper_on_receive(to, *message);
   handle_output(to, to.replica->on_message(from.index, std::move(message).value(), local_now(to)));
@@ -658,6 +696,7 @@ void Cluster::fail(const std::string& reason) {
 void Cluster::trace(const std::string& text) {
   if (trace_.size() >= kTraceEventsMax) trace_.pop_front();
   trace_.push_back("t=" + std::to_string(queue_.now_ms()) + " " + text);
+  if (print_trace_) std::cerr << trace_.back() << "\n";
 }
 
 RunResult Cluster::run() {

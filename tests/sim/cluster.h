@@ -29,6 +29,7 @@
 
 #include "consensus/replica.h"
 #include "consensus/types.h"
+#include "crypto/keys.h"
 #include "sim/event_queue.h"
 #include "sim/invariants.h"
 #include "sim/network.h"
@@ -80,6 +81,11 @@ struct Scenario {
   uint64_t idle_proposal_ms = 500;
   size_t block_items_max = 32;
   size_t block_bytes_max = 4 * 1024;
+
+  // Test-only driver bug: a crash also loses the SafetyState, as if the
+  // driver had not synced it (breaks the Replica contract). Used to show that
+  // the checkers catch the double votes this allows.
+  bool bug_forget_safety_on_crash = false;
 };
 
 struct RunStats {
@@ -105,7 +111,11 @@ struct RunResult {
   uint64_t digest = 0;  // hash of the event sequence and every commit
 };
 
-// One simulation run. Use once.
+// The simulation's Ed25519 key for a validator index: derived from the index
+// alone, so block ids (which cover QC signatures) repeat across runs.
+const crypto::PrivateKey& validator_key(NodeIndex index);
+
+// One simulation run.
 RunResult run_scenario(const Scenario& scenario, uint64_t seed);
 
 }  // namespace custos::sim

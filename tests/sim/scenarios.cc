@@ -198,11 +198,19 @@ uint64_t run_seeds(const Scenario& scenario, uint64_t default_count) {
     first = *only;
     count = 1;
   }
+  bool verbose = env_u64("CUSTOS_SIM_VERBOSE").value_or(0) != 0;
   size_t failures = 0;
   uint64_t events = 0, heights = 0, crashes = 0, refused = 0, corrupt_decoded = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     set_current_run(scenario, seed);
     RunResult result = run_scenario(scenario, seed);
+    if (verbose) {
+      std::cout << "[custos-sim] " << scenario.name << " seed " << seed
+                << (result.ok ? " ok" : " FAILED") << ": events " << result.stats.events
+                << ", simulated " << result.stats.end_ms << "ms, heights "
+                << result.stats.heights_min << ".." << result.stats.heights_max << ", crashes "
+                << result.stats.crashes << std::endl;
+    }
     events += result.stats.events;
     heights += result.stats.heights_min;
     crashes += result.stats.crashes;
