@@ -56,6 +56,9 @@ struct Replica::State {
   size_t orphan_bytes = 0;
   size_t orphan_proposals = 0;  // orphans that came as proposals (bounded separately)
 
+  // First verified proposal seen per uncommitted round.
+  std::map<uint64_t, Hash256> proposal_of_round;
+
   // Pacemaker.
   uint64_t entered_round = 0;
   uint64_t round_start_ms = 0;
@@ -343,6 +346,8 @@ struct Replica::State {
     }
     prune_tree();
     prune_orphans();
+    proposal_of_round.erase(proposal_of_round.begin(),
+                            proposal_of_round.upper_bound(committed.round));
   }
 
   // Keep only the descendants of the committed block.
@@ -538,6 +543,10 @@ struct Replica::State {
     if (!verify_block(b, validators).ok()) return;
     process_qc(b.qc);
     if (b.tc) process_tc(*b.tc);
+    // One proposal per round enters memory; an equivocating leader's other
+    // blocks arrive, if ever certified, through block requests instead.
+    auto [first, fresh] = proposal_of_round.emplace(b.round, id);
+    if (!fresh && first->second != id) return;
     accept_block(id, std::move(b), /*from_proposal=*/true, from);
   }
 

@@ -90,9 +90,6 @@ TEST_F(SingleReplicaTest, DropsInvalidProposalsWithoutVoting) {
   bad_sig.signature[0] ^= 1;
   EXPECT_TRUE(deliver(1, Proposal{bad_sig}).messages.empty());
 
-  Block future = c_.block(1, g, std::nullopt, {}, 100 + kClockSkewMaxMs + 1);
-  EXPECT_TRUE(votes_in(deliver(1, Proposal{future})).empty()) << "too far in the future";
-
   Block forged_qc = c_.block(2, c_.qc(c_.genesis_id, 1, {0, 1}));  // too few signers
   EXPECT_TRUE(deliver(2, Proposal{forged_qc}).messages.empty());
   EXPECT_EQ(replica_->round(), 1u);
@@ -101,6 +98,17 @@ TEST_F(SingleReplicaTest, DropsInvalidProposalsWithoutVoting) {
   EXPECT_TRUE(deliver(9, Proposal{c_.block(1, g)}).messages.empty());
   // A good proposal still gets its vote afterwards.
   EXPECT_EQ(votes_in(deliver(1, Proposal{c_.block(1, g)})).size(), 1u);
+}
+
+TEST_F(SingleReplicaTest, BlockTimedTooFarAheadGetsNoVote) {
+  replica_->start(0);
+  QuorumCert g = genesis_qc(c_.genesis_id);
+  Block future = c_.block(1, g, std::nullopt, {}, 100 + kClockSkewMaxMs + 1);
+  EXPECT_TRUE(votes_in(deliver(1, Proposal{future}, 100)).empty());
+  Block b1 = c_.block(1, g, std::nullopt, {}, 100 + kClockSkewMaxMs);
+  rebuild(initial_recovered(c_.genesis));
+  replica_->start(0);
+  EXPECT_EQ(votes_in(deliver(1, Proposal{b1}, 100)).size(), 1u) << "at the limit is fine";
 }
 
 TEST_F(SingleReplicaTest, TwoChainRuleCommitsOnlyConsecutiveRounds) {
@@ -291,6 +299,44 @@ TEST_F(SingleReplicaTest, FetchesMissingAncestorsAndRefusesLies) {
   EXPECT_EQ(linked.committed[0], b1);
   EXPECT_EQ(linked.committed[1], b2);
   EXPECT_EQ(votes_in(linked).size(), 1u) << "the parked round-4 proposal gets its vote";
+}
+
+TEST_F(SingleReplicaTest, EquivocatingLeaderCannotFloodMemory) {
+  replica_->start(0);
+  QuorumCert g = genesis_qc(c_.genesis_id);
+  Block first = c_.block(1, g, std::nullopt, {to_bytes("first")}, 1);
+  EXPECT_EQ(votes_in(deliver(1, Proposal{first})).size(), 1u);
+  for (int k = 0; k < 200; ++k) {
+    Block other = c_.block(1, g, std::nullopt, {to_bytes("other-" + std::to_string(k))}, 1);
+    EXPECT_TRUE(deliver(1, Proposal{other}).messages.empty());
+  }
+  EXPECT_EQ(replica_->pending_blocks(), 1u);
+
+  // A quorum certified another of its blocks (this replica's vote was not
+  // needed): the next proposal names it, the replica fetches it and goes on.
+  Block certified = c_.block(1, g, std::nullopt, {to_bytes("other-7")}, 1);
+  Block b2 = c_.block(2, c_.qc_for(certified), std::nullopt, {}, 2);
+  Output out = deliver(2, Proposal{b2});
+  bool asked = false;
+  for (const auto& e : out.messages) {
+    if (auto* r = std::get_if<BlockRequest>(&e.message)) asked = r->block_id == certified.id();
+  }
+  EXPECT_TRUE(asked);
+  deliver(2, BlockResponse{{certified}});
+  EXPECT_EQ(replica_->pending_blocks(), 3u) << "first, certified, b2 (first goes at the commit)";
+  EXPECT_EQ(replica_->safety_state().last_voted_round, 2u) << "voted for b2";
+}
+
+TEST_F(SingleReplicaTest, VotesAndTimeoutsFarInTheFutureAreIgnored) {
+  replica_->start(0);
+  Hash256 id{};
+  id[0] = 1;
+  // Round 1 + kFutureRoundsMax + 1 would be led by (round+1) % 4.
+  for (uint64_t r = 0; r < 4; ++r) {
+    uint64_t round = kFutureRoundsMax + 2 + r;
+    for (NodeIndex v = 0; v < 3; ++v) deliver(v, make_vote(id, round, v, c_.keys[v]));
+  }
+  EXPECT_EQ(replica_->round(), 1u);
 }
 
 TEST_F(SingleReplicaTest, AnswersBlockRequestsByWalkingParents) {
