@@ -204,6 +204,7 @@ class Cluster {
   ReceiptChecker receipts_;
   bool receipts_dirty_ = false;
   bool healed_ = false;
+  bool injected_bug_done_ = false;
   uint64_t item_counter_ = 0;
   std::string failure_;
   std::deque<std::string> trace_;
@@ -502,6 +503,11 @@ void Cluster::send(Instance& inst, const Envelope& envelope) {
 }
 
 void Cluster::execute(Instance& inst, const Block& block) {
+  if (scenario_.bug_skip_second_commit && inst.id == 0 && commits_.length(0) == 2 &&
+      !injected_bug_done_) {
+    injected_bug_done_ = true;
+    return;
+  }
   Hash256 id = block.id();
   mix(id);
   Status status = commits_.on_commit(inst.id, CommitRecord{id, block.parent_id, block.round});
@@ -515,7 +521,13 @@ void Cluster::execute(Instance& inst, const Block& block) {
       inst.mempool.erase(it->second);
       inst.mempool_index.erase(it);
     }
-    receipts_.append(inst.id, item);
+    if (scenario_.bug_tamper_first_item && inst.id == 0 && receipts_.size(0) == 0) {
+      Bytes changed = item;
+      changed.push_back('!');
+      receipts_.append(inst.id, changed);
+    } else {
+      receipts_.append(inst.id, item);
+    }
     receipts_dirty_ = true;
   }
   if (inst.honest()) {

@@ -86,6 +86,11 @@ struct Scenario {
   // driver had not synced it (breaks the Replica contract). Used to show that
   // the checkers catch the double votes this allows.
   bool bug_forget_safety_on_crash = false;
+  // Test-only: instance 0 skips executing its second committed block (the
+  // chain check must fire) / executes a changed copy of its first item (the
+  // receipt check must fire). They show the checkers are wired into the run.
+  bool bug_skip_second_commit = false;
+  bool bug_tamper_first_item = false;
 };
 
 struct RunStats {
