@@ -152,6 +152,9 @@ class Cluster {
   // --- setup ---
   void build_instances();
   void schedule_partitions();
+  // Group of each instance for one partition phase.
+  std::vector<size_t> random_groups(size_t groups_max, size_t* groups);
+  std::vector<size_t> twins_split_groups();
   void schedule_crashes();
   void schedule_items();
   void schedule_ledger_sync(Instance& inst, uint64_t delay_ms);
@@ -224,7 +227,8 @@ std::vector<NodeIndex> Cluster::other_indexes(NodeIndex self) const {
 
 void Cluster::build_instances() {
   size_t n = scenario_.validators;
-  assert(scenario_.byzantine.size() <= fault_tolerance(n) && "at most f Byzantine validators");
+  assert((scenario_.byzantine.size() <= fault_tolerance(n) || scenario_.beyond_fault_model) &&
+         "at most f Byzantine validators");
   for (NodeIndex i = 0; i < n; ++i) validators_.push_back(validator_key(i).public_key());
 
   std::vector<NodeIndex> order(n);
@@ -259,6 +263,38 @@ void Cluster::build_instances() {
   trace("instances (id=index:behaviour):" + who.str());
 }
 
+std::vector<size_t> Cluster::random_groups(size_t groups_max, size_t* groups) {
+  std::uniform_real_distribution<double> coin(0, 1);
+  *groups = groups_max >= 3 && coin(rng_) < 0.3 ? 3 : 2;
+  std::vector<size_t> group_of(instances_.size());
+  for (auto& g : group_of) g = std::uniform_int_distribution<size_t>(0, *groups - 1)(rng_);
+  // Twins are only interesting apart: each side then sees a different node.
+  for (size_t a = 0; a < instances_.size(); ++a) {
+    for (size_t b = a + 1; b < instances_.size(); ++b) {
+      if (instances_[a]->index == instances_[b]->index && group_of[a] == group_of[b]) {
+        group_of[b] = (group_of[a] + 1) % *groups;
+      }
+    }
+  }
+  return group_of;
+}
+
+std::vector<size_t> Cluster::twins_split_groups() {
+  std::vector<size_t> group_of(instances_.size());
+  std::vector<size_t> honest;
+  std::map<NodeIndex, size_t> copies_seen;
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    if (instances_[i]->behaviour == Behaviour::kTwins) {
+      group_of[i] = copies_seen[instances_[i]->index]++;
+    } else {
+      honest.push_back(i);
+    }
+  }
+  std::shuffle(honest.begin(), honest.end(), rng_);
+  for (size_t k = 0; k < honest.size(); ++k) group_of[honest[k]] = k % 2;
+  return group_of;
+}
+
 void Cluster::schedule_partitions() {
   std::vector<PartitionPhase> phases;
   int count = scenario_.partition_phases_max == 0
@@ -277,17 +313,10 @@ void Cluster::schedule_partitions() {
       phases.push_back(phase);
       continue;
     }
-    size_t groups = instances_.size() >= 6 && coin(rng_) < 0.3 ? 3 : 2;
-    std::vector<size_t> group_of(instances_.size());
-    for (auto& g : group_of) g = std::uniform_int_distribution<size_t>(0, groups - 1)(rng_);
-    // Twins are only interesting apart: each half then sees a different node.
-    for (size_t a = 0; a < instances_.size(); ++a) {
-      for (size_t b = a + 1; b < instances_.size(); ++b) {
-        if (instances_[a]->index == instances_[b]->index && group_of[a] == group_of[b]) {
-          group_of[b] = (group_of[a] + 1) % groups;
-        }
-      }
-    }
+    size_t groups = 2;
+    std::vector<size_t> group_of = coin(rng_) < scenario_.twins_split
+                                       ? twins_split_groups()
+                                       : random_groups(instances_.size() >= 6 ? 3 : 2, &groups);
     phase.groups.resize(groups);
     for (size_t i = 0; i < instances_.size(); ++i) {
       phase.groups[group_of[i]].push_back(static_cast<InstanceId>(i));

@@ -66,8 +66,12 @@ struct Scenario {
   LinkFaults healed_faults;  // afterwards
   uint64_t fault_phase_ms = 6'000;
   int partition_phases_max = 0;  // random partition schedule during the fault phase
-  int crashes_max = 0;           // scheduled crash/restart pairs during the fault phase
-  double crash_mid_output = 0;   // per Output: crash after persisting, mid-send
+  // Probability that a partition phase is the Twins split: the first copy of
+  // every twin on one side, the second on the other, honest nodes dealt
+  // evenly between them (instead of random groups).
+  double twins_split = 0;
+  int crashes_max = 0;          // scheduled crash/restart pairs during the fault phase
+  double crash_mid_output = 0;  // per Output: crash after persisting, mid-send
   uint64_t downtime_max_ms = 3'000;
   uint64_t item_interval_max_ms = 120;  // next item after U(1, this)
   uint64_t ledger_sync_interval_ms = 250;
@@ -91,6 +95,9 @@ struct Scenario {
   // receipt check must fire). They show the checkers are wired into the run.
   bool bug_skip_second_commit = false;
   bool bug_tamper_first_item = false;
+  // Test-only: allow more than f Byzantine validators, where safety is not
+  // promised, to show that real conflicting commits are caught end to end.
+  bool beyond_fault_model = false;
 };
 
 struct RunStats {

@@ -338,6 +338,28 @@ TEST(SimHarness, InjectedTamperedItemIsCaught) {
   EXPECT_NE(result.failure.find("executed-log roots differ"), std::string::npos) << result.failure;
 }
 
+// Two twins in n = 4 (f + 1 Byzantine, outside the fault model): each side of
+// a partition can hold a quorum (twin, twin, honest) and commit on its own.
+// The checkers must report the real conflicting commits this produces.
+TEST(SimHarness, TwoTwinsBeyondTheFaultModelAreCaught) {
+  Scenario scenario = scenarios::twins();
+  scenario.name = "TwoTwins";
+  scenario.byzantine = {Behaviour::kTwins, Behaviour::kTwins};
+  scenario.beyond_fault_model = true;
+  scenario.twins_split = 1.0;
+  scenario.liveness_window_ms = 10'000;
+  int violations = 0;
+  std::string first;
+  for (uint64_t seed = 1; seed <= 20 && violations == 0; ++seed) {
+    RunResult result = run_scenario(scenario, seed);
+    if (!result.ok && result.failure.find("SAFETY VIOLATION") != std::string::npos) {
+      if (violations++ == 0) first = result.failure.substr(0, result.failure.find('\n'));
+    }
+  }
+  std::cout << violations << " seed(s) with two twins violate safety; first: " << first << "\n";
+  EXPECT_GT(violations, 0);
+}
+
 TEST(SimHarness, ByzantineBehavioursActuallyMisbehave) {
   RunResult equivocation = run_scenario(scenarios::equivocation(), 1);
   EXPECT_GT(equivocation.stats.equivocations, 0u);

@@ -70,6 +70,7 @@ Scenario twins() {
   s.faults = mild();
   s.healed_faults = mild();
   s.partition_phases_max = 5;
+  s.twins_split = 0.5;
   return s;
 }
 
@@ -122,6 +123,7 @@ Scenario seven_twins_equivocator() {
   s.faults = rough();
   s.healed_faults = mild();
   s.partition_phases_max = 4;
+  s.twins_split = 0.5;
   s.crashes_max = 3;
   return s;
 }
@@ -146,6 +148,7 @@ Scenario chaos() {
   s.faults.corrupt = 0.03;
   s.healed_faults = mild();
   s.partition_phases_max = 4;
+  s.twins_split = 0.3;
   s.crashes_max = 4;
   s.crash_mid_output = 0.002;
   return s;
