@@ -54,7 +54,7 @@ struct Replica::State {
   std::map<Hash256, Block> orphans;
   std::multimap<Hash256, Hash256> orphan_children;
   size_t orphan_bytes = 0;
-  size_t orphan_proposals = 0;  // orphans that came as proposals (bounded separately)
+  std::set<Hash256> parked_proposals;  // orphans that came as proposals (bounded separately)
 
   // First verified proposal seen per uncommitted round.
   std::map<uint64_t, Hash256> proposal_of_round;
@@ -420,12 +420,12 @@ struct Replica::State {
   }
 
   void park_orphan(const Hash256& id, Block b, bool from_proposal) {
-    if (from_proposal && orphan_proposals >= kBufferedMessagesMax) return;
+    if (from_proposal && parked_proposals.size() >= kBufferedMessagesMax) return;
     if (orphans.size() >= kSyncBlocksMax || orphan_bytes + b.payload_bytes() > kSyncBytesMax) {
       return;
     }
     orphan_bytes += b.payload_bytes();
-    orphan_proposals += from_proposal ? 1 : 0;
+    if (from_proposal) parked_proposals.insert(id);
     orphan_children.emplace(b.parent_id, id);
     orphans.emplace(id, std::move(b));
   }
@@ -436,26 +436,29 @@ struct Replica::State {
     for (auto it = lo; it != hi; ++it) {
       auto o = orphans.find(it->second);
       if (o == orphans.end()) continue;
-      orphan_bytes -= o->second.payload_bytes();
-      children.emplace_back(o->first, std::move(o->second));
-      orphans.erase(o);
+      Hash256 id = o->first;
+      children.emplace_back(id, drop_orphan(o));
     }
     orphan_children.erase(lo, hi);
-    if (orphans.empty()) orphan_proposals = 0;
     return children;
   }
 
   void prune_orphans() {
     for (auto it = orphans.begin(); it != orphans.end();) {
-      if (it->second.round <= committed.round) {
-        orphan_bytes -= it->second.payload_bytes();
-        it = orphans.erase(it);
-      } else {
-        ++it;
-      }
+      auto next = std::next(it);
+      if (it->second.round <= committed.round) drop_orphan(it);
+      it = next;
     }
     std::erase_if(orphan_children, [&](const auto& kv) { return !orphans.count(kv.second); });
-    if (orphans.empty()) orphan_proposals = 0;
+  }
+
+  // Removes one orphan with its accounting and returns its block.
+  Block drop_orphan(std::map<Hash256, Block>::iterator o) {
+    orphan_bytes -= o->second.payload_bytes();
+    parked_proposals.erase(o->first);
+    Block b = std::move(o->second);
+    orphans.erase(o);
+    return b;
   }
 
   // ---------------------------------------------------------------------------

@@ -334,7 +334,9 @@ TEST_F(SingleReplicaTest, VotesAndTimeoutsFarInTheFutureAreIgnored) {
   // Round 1 + kFutureRoundsMax + 1 would be led by (round+1) % 4.
   for (uint64_t r = 0; r < 4; ++r) {
     uint64_t round = kFutureRoundsMax + 2 + r;
-    for (NodeIndex v = 0; v < 3; ++v) deliver(v, make_vote(id, round, v, c_.keys[v]));
+    for (NodeIndex v = 0; v < 3; ++v) {
+      replica_->on_message(v, make_vote(id, round, v, c_.keys[v]), 100);
+    }
   }
   EXPECT_EQ(replica_->round(), 1u);
 }
