@@ -61,7 +61,7 @@ struct TransportConfig {
   std::string listen_host = "127.0.0.1";     // an IP literal ("0.0.0.0" for all)
   uint16_t listen_port = 0;                  // 0: ephemeral (tests); see Transport::listen_port()
   std::vector<Peer> peers;                   // every other node
-  std::string key_pem;                       // this node's private key (PKCS#8 PEM), Ed25519
+  std::string key_pem;                       // this node's Ed25519 (or ES256) key, PKCS#8 PEM
   std::string certificate_pem;               // its certificate (net/certificate.h)
   std::vector<crypto::PublicKey> node_keys;  // genesis order: node_keys[i] is node i's key
   size_t frame_bytes_max = kFrameBytesMax;   // largest frame sent or accepted
@@ -89,10 +89,11 @@ class Transport {
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
 
-  // Queues `frame` for peer `to_index`; non-blocking. False (and counted in
-  // that peer's frames_dropped when the peer is known) when dropped: unknown
-  // index, empty frame, frame larger than frame_bytes_max, or queue full.
-  // Frames queued while disconnected are sent after reconnecting.
+  // Queues `frame` for peer `to_index`; non-blocking. False when dropped:
+  // empty frame, frame larger than frame_bytes_max, or queue full (counted
+  // in that peer's frames_dropped), or an index that is not a configured
+  // peer (counted in frames_to_unknown_peers). Frames queued while
+  // disconnected are sent after reconnecting.
   bool send(uint32_t to_index, Bytes frame);
   // send() to every peer.
   void broadcast(const Bytes& frame);
