@@ -261,6 +261,10 @@ struct Replica::State {
     }
     bool uncommitted_payload = false;
     auto in_flight = in_flight_ids(parent, &uncommitted_payload);
+    // This proposal's QC is what lets the others commit the grandparent
+    // (which this node may have just committed): do not make it wait either.
+    const Block* grandparent = find(parent->parent_id);
+    uncommitted_payload = uncommitted_payload || (grandparent && !grandparent->payload.empty());
     size_t items_max = std::min(config.block_items_max, kBlockItemsMax);
     size_t bytes_max = std::min(config.block_bytes_max, kBlockBytesMax);
     std::vector<Bytes> items =

@@ -619,6 +619,17 @@ TEST(ClusterTest, HeartbeatsKeepRoundsAdvancingWhenIdle) {
   EXPECT_GE(cluster.now_ms(), 10u * 500u);
 }
 
+TEST(ClusterTest, PayloadCommitsEverywhereWithoutIdleWaits) {
+  Cluster cluster(4);
+  ASSERT_TRUE(cluster.run_until([&] { return cluster.node(0).log.size() >= 4; }, 60'000));
+  uint64_t submitted_ms = cluster.now_ms();
+  auto items = make_items("prompt-", 3);
+  for (const Bytes& item : items) cluster.submit(item);
+  ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items); }, 60'000));
+  // Delivery is instant here, so any idle wait would show as elapsed time.
+  EXPECT_EQ(cluster.now_ms(), submitted_ms);
+}
+
 TEST(ClusterTest, CrashedLeaderCostsATimeoutThenProgressResumes) {
   Cluster cluster(4);
   cluster.crash(2);  // leads rounds 2, 6, 10, ...
