@@ -147,6 +147,7 @@ json block_json(const ledger::BlockRecord& b) {
             {"time_ms", h.time_ms},
             {"time", rfc3339(h.time_ms)},
             {"proposer", to_hex(h.proposer)},
+            {"signer", to_hex(b.signer)},
             {"entries", h.entry_count},
             {"checkpoint_signature", to_hex(b.checkpoint_signature)},
             {"root_signature", to_hex(b.root_signature)}};

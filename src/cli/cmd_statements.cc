@@ -141,7 +141,7 @@ Status get(const std::string& node, const std::string& id, const std::string& ou
 Status receipt(const std::string& node, const std::string& id, const std::string& out) {
   NodeClient client(node);
   CUSTOS_ASSIGN_OR_RETURN(HttpReply reply,
-                          client.get("/v1/entries/" + id + "/receipt", "application/cose"));
+                          client.get("/v1/entries/" + id + "/receipt", "application/cbor"));
   if (!reply.ok()) return reply_error(reply);
   CUSTOS_RETURN_IF_ERROR(write_file_atomic(out, reply.body));
   std::fprintf(stderr, "receipt (%zu bytes) -> %s\n", reply.body.size(), out.c_str());

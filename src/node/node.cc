@@ -182,6 +182,7 @@ Node::Ticket Node::enqueue(ByteView bytes) {
       break;
     }
     case Mempool::Added::kDuplicate:  // in flight already: its execution answers us too
+      t.duplicate = true;
       break;
     case Mempool::Added::kExecuted:  // executed a moment ago; the waiter hears it
       break;
@@ -223,7 +224,7 @@ Result<Submission> Node::await(Ticket& t) {
   }
   metrics_.registration_latency.observe(
       std::chrono::duration<double>(Clock::now() - t.start).count());
-  return Submission{std::move(r).value(), false};
+  return Submission{std::move(r).value(), t.duplicate};
 }
 
 Result<Submission> Node::submit(ByteView bytes) {

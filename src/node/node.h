@@ -124,6 +124,7 @@ class Node {
     std::optional<Result<Submission>> ready;
     std::future<Result<ledger::Registered>> future;
     Hash256 id{};
+    bool duplicate = false;  // the same bytes were already waiting: answered as a retry
     std::chrono::steady_clock::time_point start;
   };
   struct Event;

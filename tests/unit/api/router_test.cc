@@ -358,11 +358,13 @@ TEST_F(RouterTest, GetReceiptVerifies) {
   for (const auto& [id, st] : entries) {
     Response r = get("/v1/entries/" + id + "/receipt");
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.content_type, "application/cose");
-    auto receipt = cose::parse_receipt(as_view(r.body));
-    ASSERT_TRUE(receipt.ok()) << receipt.status().to_string();
-    Status v = cose::verify_receipt(*receipt, st, test_keys().node.public_key());
+    EXPECT_EQ(r.content_type, "application/cbor");
+    auto bundle = cose::parse_receipt_bundle(as_view(r.body));
+    ASSERT_TRUE(bundle.ok()) << bundle.status().to_string();
+    ASSERT_EQ(bundle->size(), 1u);  // a one-node consortium: its own signature is the quorum
+    Status v = cose::verify_receipt((*bundle)[0], st, test_keys().node.public_key());
     EXPECT_TRUE(v.ok()) << v.to_string();
+    EXPECT_TRUE(cose::verify_receipt_bundle(*bundle, st, {test_keys().node.public_key()}, 1).ok());
   }
 }
 
@@ -532,7 +534,8 @@ TEST_F(RouterTest, BlocksByHeight) {
   EXPECT_EQ(j0.value("entries", 99), 0);
   EXPECT_EQ(j0.value("genesis_hash", ""), to_hex(test_keys().genesis.hash));
   EXPECT_EQ(j0.value("prev_hash", ""), std::string(64, '0'));
-  EXPECT_EQ(j0.value("proposer", ""), to_hex(test_keys().node.public_key().kid()));
+  EXPECT_EQ(j0.value("proposer", ""), std::string(64, '0'));  // block 0 has none
+  EXPECT_EQ(j0.value("signer", ""), to_hex(test_keys().node.public_key().kid()));
   EXPECT_EQ(j0.value("time", ""), "2026-01-01T00:00:00.000Z");
 
   json j1 = parse_json(get("/v1/blocks/1"));
@@ -585,7 +588,7 @@ TEST_F(RouterTest, NodeGenesisHealthz) {
   EXPECT_EQ(j.value("name", ""), "node-1");
   EXPECT_EQ(j.value("consortium", ""), "custos test consortium");
   EXPECT_EQ(j.value("kid", ""), to_hex(test_keys().node.public_key().kid()));
-  EXPECT_EQ(j.value("alg", ""), "ES256");
+  EXPECT_EQ(j.value("alg", ""), "Ed25519");  // consensus signs with Ed25519 node keys
   EXPECT_NE(j.value("public_key_pem", "").find("BEGIN PUBLIC KEY"), std::string::npos);
   EXPECT_EQ(j.value("genesis_hash", ""), to_hex(test_keys().genesis.hash));
   EXPECT_EQ(j.value("height", 99), 0);
@@ -600,7 +603,15 @@ TEST_F(RouterTest, NodeGenesisHealthz) {
   register_statement(sign(test_keys().admin, 1));
   Response h = get("/healthz");
   ASSERT_EQ(h.status, 200);
-  EXPECT_EQ(parse_json(h), (json{{"status", "ok"}, {"height", 1}, {"log_size", 1}}));
+  json hj = parse_json(h);
+  EXPECT_EQ(hj.value("status", ""), "ok");
+  EXPECT_EQ(hj.value("height", 99), 1);
+  EXPECT_EQ(hj.value("log_size", 99), 1);
+  // A one-node consortium: always its own leader, always connected to itself.
+  EXPECT_EQ(hj["consensus"].value("nodes", 0), 1);
+  EXPECT_EQ(hj["consensus"].value("leader", 99), 0);
+  EXPECT_EQ(hj["consensus"]["connected"], json::array({true}));
+  EXPECT_GE(hj["consensus"].value("committed_round", 0), 1);
   EXPECT_EQ(call("HEAD", "/healthz").status, 200);
 }
 

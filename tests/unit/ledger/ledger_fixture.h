@@ -49,7 +49,7 @@ struct TestKeys {
 
 inline const TestKeys& test_keys() {
   static const TestKeys kKeys = [] {
-    TestKeys k{new_key(), new_key(crypto::Algorithm::kES256), {}};
+    TestKeys k{new_key(), new_key(), {}};
     k.genesis =
         make_genesis({{"admin-1", k.admin.public_key()}}, {{"node-1", k.node.public_key()}});
     return k;

@@ -1,6 +1,8 @@
-// Node: the sequencer over a real ledger in a temporary directory.
-// Concurrent submitters, batches, idempotent resubmission, backpressure,
-// registration timeouts, restart and metrics.
+// Node: a one-node consortium (the consensus replica with no peers) over a
+// real ledger in a temporary directory. Concurrent submitters, batches,
+// idempotent resubmission, backpressure, registration timeouts, restart and
+// metrics. Consortia of several nodes are tested with real processes in
+// tests/integration/cluster_test.cc and in the simulation (tests/sim).
 #include "node/node.h"
 
 #include <gtest/gtest.h>
@@ -228,10 +230,15 @@ TEST_F(NodeTest, SameBytesAgainReturnAlreadyRegistered) {
 }
 
 TEST_F(NodeTest, BackpressureRefusesExcessSubmissionsWithUnavailable) {
-  // A block interval long enough that nothing is written while we submit.
+  // A block interval long enough that nothing is written while we submit,
+  // and no idle heartbeat block in between.
   NodeConfig c = config(800);
+  c.idle_proposal_ms = 10000;
+  c.round_timeout_ms = 20000;
+  c.round_timeout_max_ms = 20000;
   c.pending_max = 2;
   start(std::move(c));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // start-up rounds settle
   const auto& admin = test_keys().admin;
   std::vector<Bytes> batch;
   for (uint64_t seq = 1; seq <= 6; ++seq) batch.push_back(sign(admin, seq));
@@ -239,8 +246,7 @@ TEST_F(NodeTest, BackpressureRefusesExcessSubmissionsWithUnavailable) {
 
   std::vector<Result<Submission>> results;
   std::thread submitter([&] { results = node_->submit_batch(views); });
-  // Statements waiting for their block count as pending, wherever the
-  // sequencer keeps them.
+  // Statements waiting for their block count as pending.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (node_->pending() < 2 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -284,8 +290,14 @@ TEST_F(NodeTest, BlockEntriesMaxSplitsABatchIntoSeveralBlocks) {
 
 TEST_F(NodeTest, RegistrationTimeoutIsUnavailableButTheStatementStillLands) {
   NodeConfig c = config(600);
+  c.idle_proposal_ms = 10000;
+  c.round_timeout_ms = 20000;
+  c.round_timeout_max_ms = 20000;
   c.registration_timeout_ms = 20;
   start(std::move(c));
+  // Let the start-up rounds settle: a leader proposes whatever its mempool
+  // holds whenever it enters a round, and at start it enters a few at once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Bytes st = sign(test_keys().admin, 1);
   auto r = node_->submit(st);
   ASSERT_FALSE(r.ok());
@@ -298,29 +310,39 @@ TEST_F(NodeTest, RegistrationTimeoutIsUnavailableButTheStatementStillLands) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_TRUE(node_->ledger().entry(id).ok());
-  // A resubmission is answered through the sequencer (a replay of its own
-  // sequence number), so it needs a timeout longer than a block interval.
+  // A resubmission is answered from the log at once.
   start(config());
   auto retry = node_->submit(st);
   ASSERT_TRUE(retry.ok()) << retry.status().to_string();
   EXPECT_TRUE(retry->already_registered);
 }
 
-TEST_F(NodeTest, DestructionDrainsTheQueue) {
+TEST_F(NodeTest, StoppingWithAStatementPendingNeitherHangsNorAcknowledgesIt) {
   NodeConfig c = config(2000);
-  c.registration_timeout_ms = 20;
+  c.idle_proposal_ms = 10000;
+  c.round_timeout_ms = 20000;
+  c.round_timeout_max_ms = 20000;
+  c.registration_timeout_ms = 1;
   start(std::move(c));
   Bytes st = sign(test_keys().admin, 1);
-  // The submitter gives up waiting; the statement is still queued.
-  EXPECT_EQ(node_->submit(st).status().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(node_->pending(), 1u);
-  // Stopping the node writes it rather than dropping it.
+  // The submitter gives up waiting (a leader may still have proposed it in
+  // that millisecond, so the outcome of this call is not the point).
+  (void)node_->submit(st);
   const auto stop_start = std::chrono::steady_clock::now();
   node_.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - stop_start, std::chrono::milliseconds(1500))
       << "the destructor waited for the block interval";
+  // Never acknowledged, so a stop may drop it; the client's advice ("look it
+  // up by id before resubmitting") gets it registered exactly once.
   start(config());
-  EXPECT_TRUE(node_->ledger().entry(crypto::sha256(st)).ok());
+  const Hash256 id = crypto::sha256(st);
+  if (!node_->ledger().entry(id).ok()) {
+    Submission s = must_submit(st);
+    EXPECT_FALSE(s.already_registered);
+  }
+  Submission again = must_submit(st);
+  EXPECT_TRUE(again.already_registered);
+  EXPECT_EQ(node_->ledger().head().log_size, 1u);
 }
 
 TEST_F(NodeTest, RestartKeepsTheLogAndRecognisesResubmissions) {
@@ -367,7 +389,8 @@ TEST_F(NodeTest, MetricsCountersMove) {
   EXPECT_NE(text.find("custos_registration_latency_seconds_count 2\n"), std::string::npos);
   EXPECT_NE(text.find("custos_registration_latency_seconds_bucket{le=\"+Inf\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("custos_block_write_seconds_count 3\n"), std::string::npos);
+  // Only writes are timed: the block whose one statement was refused wrote nothing.
+  EXPECT_NE(text.find("custos_block_write_seconds_count 2\n"), std::string::npos);
 }
 
 TEST(HistogramTest, BucketsAreCumulative) {
