@@ -8,40 +8,41 @@
 namespace custos::sim {
 namespace {
 
-// Default seed counts: together about 400 runs, within the CI budget (~2
-// minutes on one core, RelWithDebInfo). CUSTOS_SIM_SEEDS=N overrides them.
+// Default seed counts: together 670 runs, about 40 s of one core
+// (RelWithDebInfo) when every seed passes; each failing seed costs up to ~2 s
+// more (it runs to the liveness deadline). CUSTOS_SIM_SEEDS=N overrides them.
 TEST(Sim, Happy) {
-  run_seeds(scenarios::happy(), 10);
+  run_seeds(scenarios::happy(), 20);
 }
 TEST(Sim, LossyNetwork) {
-  run_seeds(scenarios::lossy_network(), 40);
+  run_seeds(scenarios::lossy_network(), 80);
 }
 TEST(Sim, CrashRestart) {
-  run_seeds(scenarios::crash_restart(), 50);
+  run_seeds(scenarios::crash_restart(), 100);
 }
 TEST(Sim, Twins) {
-  run_seeds(scenarios::twins(), 50);
+  run_seeds(scenarios::twins(), 80);
 }
 TEST(Sim, Equivocation) {
-  run_seeds(scenarios::equivocation(), 30);
+  run_seeds(scenarios::equivocation(), 60);
 }
 TEST(Sim, Forger) {
-  run_seeds(scenarios::forger(), 30);
+  run_seeds(scenarios::forger(), 60);
 }
 TEST(Sim, CorruptedBytes) {
-  run_seeds(scenarios::corrupted_bytes(), 30);
+  run_seeds(scenarios::corrupted_bytes(), 60);
 }
 TEST(Sim, VoteWithholding) {
-  run_seeds(scenarios::vote_withholding(), 30);
+  run_seeds(scenarios::vote_withholding(), 50);
 }
 TEST(Sim, SevenTwinsEquivocator) {
-  run_seeds(scenarios::seven_twins_equivocator(), 20);
+  run_seeds(scenarios::seven_twins_equivocator(), 30);
 }
 TEST(Sim, SevenForgerWithholder) {
-  run_seeds(scenarios::seven_forger_withholder(), 20);
+  run_seeds(scenarios::seven_forger_withholder(), 30);
 }
 TEST(Sim, Chaos) {
-  run_seeds(scenarios::chaos(), 60);
+  run_seeds(scenarios::chaos(), 100);
 }
 
 // --- Regression seeds: runs that once failed, by name ---
@@ -53,7 +54,12 @@ void expect_seed_passes(const Scenario& scenario, uint64_t seed) {
                          << "\nrerun: " << rerun_command(scenario, seed);
 }
 
-// Found against consensus 0342095 (liveness). After a partition heals, honest
+// Found against consensus 0342095 (liveness); still failing at 7b6ed74 for
+// seed 49 (seeds 19 and 67 took another path there, the cause is unchanged).
+// Root cause seen in the trace of seed 49: a Timeout for round 1 carrying the
+// genesis QC, delayed ~2 s on the wire, reaches a node already in round 8;
+// Replica::on(Timeout) accepts it (within kFutureRoundsMax) and, as
+// find(genesis) fails, calls sync_toward(genesis id). After a partition heals, honest
 // instance 3 gets a Timeout whose high_qc is the genesis QC; the genesis block
 // is no longer in its block tree (it committed past it), so it sends a
 // BlockRequest for the genesis id. No peer can serve it: genesis is never in
@@ -64,6 +70,23 @@ void expect_seed_passes(const Scenario& scenario, uint64_t seed) {
 // round 4 while the others reach round 109.
 TEST(SimRegression, Seed19_LossyNetwork_GenesisFetchStall) {
   expect_seed_passes(scenarios::lossy_network(), 19);
+}
+
+// The same stall, found by long runs: with 10% byte flips (instance 1 stays
+// at committed round 18 while the others reach 102), and with n = 7 under
+// Twins + equivocator + crashes (two honest nodes stay near round 9).
+TEST(SimRegression, Seed49_CorruptedBytes_GenesisFetchStall) {
+  expect_seed_passes(scenarios::corrupted_bytes(), 49);
+}
+TEST(SimRegression, Seed67_SevenTwinsEquivocator_GenesisFetchStall) {
+  expect_seed_passes(scenarios::seven_twins_equivocator(), 67);
+}
+// Failing at 7b6ed74 with the same genesis requests.
+TEST(SimRegression, Seed54_LossyNetwork_GenesisFetchStall) {
+  expect_seed_passes(scenarios::lossy_network(), 54);
+}
+TEST(SimRegression, Seed27_SevenTwinsEquivocator_GenesisFetchStall) {
+  expect_seed_passes(scenarios::seven_twins_equivocator(), 27);
 }
 
 }  // namespace
