@@ -1,6 +1,9 @@
 #include "consensus/replica.h"
 
 #include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
 #include <string>
 #include <unordered_set>
 
