@@ -259,7 +259,7 @@ struct Replica::State {
     const QuorumCert& qc = safety.state().high_qc;
     const Block* parent = find(qc.block_id);
     if (!parent) {
-      sync_toward(qc.block_id, leader(qc.round + 1));
+      sync_toward_qc(qc, leader(qc.round + 1));
       return;
     }
     bool uncommitted_payload = false;
@@ -478,9 +478,25 @@ struct Replica::State {
       if (find(id)) return std::nullopt;
       auto o = orphans.find(id);
       if (o == orphans.end()) return id;
+      // Its parent is at or below the committed round yet is not the
+      // committed block: a dead fork that nobody needs to serve.
+      if (o->second.qc.round <= committed.round) return std::nullopt;
       id = o->second.parent_id;
     }
     return std::nullopt;  // a cycle cannot happen with SHA-256; stop anyway
+  }
+
+  // Only blocks above the committed round are worth fetching: older ones
+  // are committed (and may be pruned everywhere, like genesis) or dead.
+  void sync_toward_qc(const QuorumCert& qc, NodeIndex peer) {
+    if (qc.round > committed.round) sync_toward(qc.block_id, peer);
+  }
+
+  // What the replica misses below its highest QC, if anything.
+  std::optional<Hash256> needed_block() const {
+    const QuorumCert& qc = safety.state().high_qc;
+    if (qc.round <= committed.round) return std::nullopt;
+    return missing_below(qc.block_id);
   }
 
   void sync_toward(const Hash256& id, NodeIndex peer) {
@@ -504,21 +520,19 @@ struct Replica::State {
 
   void retry_fetch() {
     if (!fetch) return;
-    Hash256 id = fetch->id;
     NodeIndex peer = next_peer(fetch->peer);
     fetch.reset();
-    if (find(id) || orphans.count(id)) {
-      resume_sync();
-      return;
-    }
-    if (n() > 1) request(id, peer);
+    // Ask the next peer for what is missing now, not necessarily what was
+    // asked before: that may have arrived, or stopped mattering.
+    std::optional<Hash256> need = needed_block();
+    if (need && n() > 1) request(*need, peer);
   }
 
   // After progress, keep walking down toward the highest QC's block.
   void resume_sync() {
     const QuorumCert& qc = safety.state().high_qc;
     NodeIndex peer = fetch ? fetch->peer : sync_peer.value_or(leader(qc.round + 1));
-    sync_toward(qc.block_id, peer);
+    sync_toward_qc(qc, peer);
   }
 
   // ---------------------------------------------------------------------------
@@ -575,7 +589,7 @@ struct Replica::State {
     qc.round = v.round;
     qc.signatures.assign(sigs.begin(), sigs.end());  // std::map: ascending index
     process_qc(qc);
-    if (!find(qc.block_id)) sync_toward(qc.block_id, leader(qc.round));
+    sync_toward_qc(qc, leader(qc.round));
   }
 
   void on(NodeIndex from, Timeout& t) {
@@ -589,7 +603,7 @@ struct Replica::State {
     }
     process_qc(t.high_qc);
     if (t.last_tc) process_tc(*t.last_tc);
-    if (!find(t.high_qc.block_id)) sync_toward(t.high_qc.block_id, from);
+    sync_toward_qc(t.high_qc, from);
     if (t.round < round()) return;  // the certificates moved us past it
     collect_timeout(t);
   }

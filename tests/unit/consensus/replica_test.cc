@@ -342,6 +342,59 @@ TEST_F(SingleReplicaTest, VotesAndTimeoutsFarInTheFutureAreIgnored) {
   EXPECT_EQ(replica_->round(), 1u);
 }
 
+TEST_F(SingleReplicaTest, OldQcInADelayedTimeoutFetchesNothing) {
+  // Found by the simulation (tests/sim, GenesisFetchStall): a delayed timeout
+  // carrying the genesis QC made a replica past genesis ask for the genesis
+  // block, which no peer keeps, forever.
+  replica_->start(0);
+  QuorumCert g = genesis_qc(c_.genesis_id);
+  Block b1 = c_.block(1, g, std::nullopt, {}, 1);
+  Block b2 = c_.block(2, c_.qc_for(b1), std::nullopt, {}, 2);
+  Block b3 = c_.block(3, c_.qc_for(b2), std::nullopt, {}, 3);
+  Block b4 = c_.block(4, c_.qc_for(b3), std::nullopt, {}, 4);
+  for (const Block& b : {b1, b2, b3, b4}) deliver(b.author, Proposal{b});
+  ASSERT_EQ(replica_->committed_block(), b2);
+  // b1 is pruned from memory now, and genesis long before.
+  Output out = deliver(0, make_timeout(1, g, std::nullopt, 0, c_.keys[0]));
+  Output out2 = deliver(1, make_timeout(2, c_.qc_for(b1), std::nullopt, 1, c_.keys[1]));
+  for (const Output* o : {&out, &out2}) {
+    for (const auto& e : o->messages) {
+      EXPECT_FALSE(std::holds_alternative<BlockRequest>(e.message))
+          << "asked for a committed block";
+    }
+  }
+}
+
+TEST_F(SingleReplicaTest, FetchRetriesRotatePeersAndFollowTheCurrentNeed) {
+  replica_->start(0);
+  QuorumCert g = genesis_qc(c_.genesis_id);
+  Block b1 = c_.block(1, g, std::nullopt, {}, 1);
+  Block b2 = c_.block(2, c_.qc_for(b1), std::nullopt, {}, 2);
+  Output first = deliver(2, Proposal{b2}, 100);  // b1 is missing: ask node 2
+  std::vector<std::pair<NodeIndex, Hash256>> asked;
+  auto collect = [&](const Output& o) {
+    for (const auto& e : o.messages) {
+      if (auto* r = std::get_if<BlockRequest>(&e.message)) asked.emplace_back(*e.to, r->block_id);
+    }
+  };
+  collect(first);
+  // An empty answer from that peer moves on to the next one at once.
+  collect(deliver(2, BlockResponse{}, 110));
+  ASSERT_TRUE(first.timer_ms.has_value());
+  collect(replica_->on_timer(110 + 1000));
+  ASSERT_EQ(asked.size(), 3u);
+  EXPECT_EQ(asked[0], std::make_pair(NodeIndex{2}, b1.id()));
+  EXPECT_EQ(asked[1].first, 0u) << "3 is itself";
+  EXPECT_EQ(asked[2].first, 1u);
+  for (const auto& a : asked) EXPECT_EQ(a.second, b1.id());
+  // The block arrives from anyone: no more requests.
+  deliver(1, BlockResponse{{b1}}, 1200);
+  asked.clear();
+  collect(replica_->on_timer(5000));
+  EXPECT_TRUE(asked.empty());
+  EXPECT_EQ(replica_->pending_blocks(), 2u);
+}
+
 TEST_F(SingleReplicaTest, AnswersBlockRequestsByWalkingParents) {
   replica_->start(0);
   QuorumCert g = genesis_qc(c_.genesis_id);
