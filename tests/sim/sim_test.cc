@@ -54,26 +54,22 @@ void expect_seed_passes(const Scenario& scenario, uint64_t seed) {
                          << "\nrerun: " << rerun_command(scenario, seed);
 }
 
-// Genesis fetch stall (liveness), found against consensus 0342095, still
-// failing at 7b6ed74 for seeds 49, 54 and 27 (19 and 67 took another path
-// there; the cause was unchanged). From the trace of seed 49: a Timeout for
-// round 1 carrying the genesis QC, delayed ~2 s on the wire, reaches a node
-// already in round 8; Replica::on(Timeout) accepts it (within
-// kFutureRoundsMax) and, as find(genesis) fails once the node has committed
-// past genesis, sends a BlockRequest for the genesis id. No peer can serve
-// it: genesis is never in Output.blocks, hence never in any BlockReader, and
-// every peer has pruned it from memory. Each empty BlockResponse moves the
-// single outstanding fetch to the next peer with a fresh deadline, so the
-// fetch slot never frees and the node never requests the blocks it really
-// misses (seed 19: it stays at committed round 4 while the others reach
-// 109). Checked in a scratch copy: guarding that call with
-// `t.high_qc.round > committed.round` makes all five seeds and the 670
-// default seeds pass.
+// Genesis fetch stall (liveness), found against consensus 0342095, fixed in
+// 3d8b4e6. From the trace of seed 49: a Timeout for round 1 carrying the
+// genesis QC, delayed ~2 s on the wire, reached a node already in round 8;
+// Replica::on(Timeout) accepted it (within kFutureRoundsMax) and, as
+// find(genesis) failed once the node had committed past genesis, sent a
+// BlockRequest for the genesis id. No peer can serve it: genesis is never in
+// Output.blocks, hence never in any BlockReader, and every peer had pruned it
+// from memory. Each empty BlockResponse moved the single outstanding fetch to
+// the next peer with a fresh deadline, so the fetch slot never freed and the
+// node never requested the blocks it really missed (seed 19: it stayed at
+// committed round 4 while the others reached 109).
 TEST(SimRegression, Seed19_LossyNetwork_GenesisFetchStall) {
   expect_seed_passes(scenarios::lossy_network(), 19);
 }
 
-// The same stall, found by long runs: with 10% byte flips (instance 1 stays
+// The same stall, found by longer runs: with 10% byte flips (instance 1 stays
 // at committed round 18 while the others reach 102), and with n = 7 under
 // Twins + equivocator + crashes (two honest nodes stay near round 9).
 TEST(SimRegression, Seed49_CorruptedBytes_GenesisFetchStall) {
@@ -82,7 +78,7 @@ TEST(SimRegression, Seed49_CorruptedBytes_GenesisFetchStall) {
 TEST(SimRegression, Seed67_SevenTwinsEquivocator_GenesisFetchStall) {
   expect_seed_passes(scenarios::seven_twins_equivocator(), 67);
 }
-// Failing at 7b6ed74 with the same genesis requests.
+// The same stall (still failing at 7b6ed74, where 19 and 67 took another path).
 TEST(SimRegression, Seed54_LossyNetwork_GenesisFetchStall) {
   expect_seed_passes(scenarios::lossy_network(), 54);
 }
