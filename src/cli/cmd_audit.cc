@@ -29,6 +29,7 @@ void add_audit_command(CLI::App& app) {
                         {"entries", report.entries},
                         {"keys", report.keys},
                         {"signatures_verified", report.signatures_verified},
+                        {"receipt_signatures", report.receipt_signatures},
                         {"sequence_gaps", report.sequence_gaps},
                         {"root", report.root_hex},
                         {"seconds", report.seconds}};
@@ -37,12 +38,12 @@ void add_audit_command(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
     } else if (s.ok()) {
       std::printf(
-          "audit passed: %llu blocks, %llu entries, %llu keys, %llu signatures verified, %llu "
-          "sequence gaps, "
-          "root %s (%.2f s)\n",
+          "audit passed: %llu blocks, %llu entries, %llu keys, %llu signatures verified (%llu of "
+          "them consortium receipt signatures), %llu sequence gaps, root %s (%.2f s)\n",
           (unsigned long long)report.blocks, (unsigned long long)report.entries,
           (unsigned long long)report.keys, (unsigned long long)report.signatures_verified,
-          (unsigned long long)report.sequence_gaps, report.root_hex.c_str(), report.seconds);
+          (unsigned long long)report.receipt_signatures, (unsigned long long)report.sequence_gaps,
+          report.root_hex.c_str(), report.seconds);
     }
     if (!s.ok()) {
       std::fprintf(stderr, "audit FAILED: %s\n", s.to_string().c_str());

@@ -4,6 +4,9 @@
 #include <optional>
 #include <string>
 
+#include "codec/cbor.h"
+#include "cose/receipt.h"
+#include "cose/sign1.h"
 #include "crypto/hash.h"
 #include "ledger/block.h"
 #include "ledger/genesis.h"
@@ -65,6 +68,7 @@ class Auditor {
     Status sigs = verify_block_signatures(b, signer->key);
     if (!sigs.ok()) return sigs;
     report_->signatures_verified += 2;
+    CUSTOS_RETURN_IF_ERROR(check_receipt_signatures(b));
     if (hd.log_size != frontier_.size() + hd.entry_count)
       return fail(height, "log size does not add up");
     for (uint64_t i = frontier_.size(); i < hd.log_size; ++i)
@@ -73,6 +77,48 @@ class Auditor {
     prev_hash_ = b.header_hash();
     prev_time_ms_ = hd.time_ms;
     ++report_->blocks;
+    return Status();
+  }
+
+  // Every consortium signature kept for the block's receipts must be what a
+  // verifier accepts: a genesis node's key, this block's tree size, a valid
+  // signature over this block's root.
+  Status check_receipt_signatures(const BlockRecord& b) {
+    const uint64_t height = b.header.height;
+    Status bad;
+    Bytes start = records::be64_key(height);
+    Bytes end = records::be64_key(height + 1);
+    CUSTOS_RETURN_IF_ERROR(
+        store_.scan(Column::kReceiptSigs, start, end, [&](ByteView key, ByteView value) {
+          bad = check_receipt_signature(b, key, value);
+          if (bad.ok()) ++report_->receipt_signatures;
+          return bad.ok();
+        }));
+    return bad;
+  }
+
+  Status check_receipt_signature(const BlockRecord& b, ByteView key, ByteView value) {
+    const uint64_t height = b.header.height;
+    if (key.size() != 12) return fail(height, "receipt signature key has the wrong size");
+    const uint32_t node = read_be32(key.data() + 8);
+    if (node >= genesis_.nodes.size()) return fail(height, "receipt signature of an unknown node");
+    auto v = cbor::decode(value);
+    if (!v.ok() || !v->is(cbor::Type::kArray) || v->as_array().size() != 2 ||
+        !v->as_array()[0].is(cbor::Type::kBytes) || !v->as_array()[1].is(cbor::Type::kBytes)) {
+      return fail(height, "unreadable receipt signature record");
+    }
+    const Bytes& protected_bytes = v->as_array()[0].as_bytes();
+    const Bytes& signature = v->as_array()[1].as_bytes();
+    cose::InclusionProof shape{b.header.log_size, 0, {}};
+    auto parsed = cose::parse_receipt(cose::encode_receipt(protected_bytes, shape, signature));
+    const crypto::PublicKey& node_key = genesis_.nodes[node].key;
+    if (!parsed.ok() || parsed->header.kid != node_key.kid() ||
+        parsed->header.tree_size != b.header.log_size ||
+        !node_key.verify(cose::sig_structure(protected_bytes, {}, b.header.root), signature).ok()) {
+      return fail(height, "receipt signature of " + genesis_.nodes[node].name +
+                              " does not verify over this block");
+    }
+    ++report_->signatures_verified;
     return Status();
   }
 

@@ -3,8 +3,9 @@
 // node promised — every statement signature and registration decision (keys,
 // revocations, sequence numbers), the entry id map, every stored log node
 // (leaves and the inner nodes proofs are built from), every block's Merkle
-// root, the block hash chain, both node signatures on every block, and that
-// no entry is stored beyond the newest block. Opens RocksDB read-only, so it
+// root, the block hash chain, both node signatures on every block, every
+// consortium receipt signature kept for a block, and that no entry is stored
+// beyond the newest block. Opens RocksDB read-only, so it
 // may run beside a live node.
 #pragma once
 
@@ -20,6 +21,7 @@ struct AuditReport {
   uint64_t entries = 0;
   uint64_t keys = 0;
   uint64_t signatures_verified = 0;
+  uint64_t receipt_signatures = 0;  // consortium signatures over block roots
   uint64_t sequence_gaps = 0;
   std::string root_hex;
   double seconds = 0;

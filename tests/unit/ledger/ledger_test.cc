@@ -987,7 +987,9 @@ TEST_F(LedgerAuditTest, PassesOnAGoodDataDirectory) {
   EXPECT_EQ(report.entries, 9u);
   EXPECT_EQ(report.keys, 2u);
   EXPECT_EQ(report.sequence_gaps, 1u);
-  EXPECT_EQ(report.signatures_verified, 2 * 6u + 9u);
+  // Two per block, one per entry, one receipt signature per block after 0.
+  EXPECT_EQ(report.receipt_signatures, 5u);
+  EXPECT_EQ(report.signatures_verified, 2 * 6u + 9u + 5u);
   EXPECT_EQ(report.root_hex, to_hex(head_.root));
   EXPECT_GE(report.seconds, 0);
   EXPECT_GE(progress_calls, 1);
@@ -1069,6 +1071,28 @@ TEST_F(LedgerAuditTest, DetectsAnAlteredRootSignature) {
   b.root_signature.back() ^= 1;
   put(Column::kBlocks, records::be64_key(4), b.encode());
   expect_audit_failure({"block 4"}, {ErrorCode::kCorruption, ErrorCode::kBadSignature});
+}
+
+TEST_F(LedgerAuditTest, DetectsAnAlteredReceiptSignature) {
+  // Receipts are assembled from these records: a bad one would be served.
+  Bytes key = records::be64_key(3);
+  append_be32(key, 0);
+  Bytes record = get(Column::kReceiptSigs, key);
+  record.back() ^= 1;  // the last byte of the signature
+  put(Column::kReceiptSigs, key, record);
+  expect_audit_failure({"block 3", "receipt signature"});
+}
+
+TEST_F(LedgerAuditTest, DetectsAReceiptSignatureOfAnUnknownNode) {
+  Bytes key = records::be64_key(2);
+  Bytes good = get(Column::kReceiptSigs, [&] {
+    Bytes k = key;
+    append_be32(k, 0);
+    return k;
+  }());
+  append_be32(key, 7);  // the genesis has one node
+  put(Column::kReceiptSigs, key, good);
+  expect_audit_failure({"block 2", "unknown node"});
 }
 
 TEST_F(LedgerAuditTest, DetectsAMissingBlock) {
