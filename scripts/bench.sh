@@ -3,6 +3,7 @@
 # without it, the figures recorded in docs/performance.md:
 #   scripts/bench.sh [COUNT]   (default 200000 statements per algorithm)
 # prints one JSON object per run, then the bytes on disk per entry at rest
+# (one node), then the same load against 4- and 7-node local consortia
 # (after a clean stop has flushed RocksDB's memtables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,4 +54,38 @@ else
   bytes=$(du -sb "$DATA/db" | cut -f1)
   echo "at rest: $bytes bytes in $DATA/db for $size entries = $((bytes / size)) bytes per entry"
   "$B" audit --data-dir "$DATA"
+fi
+
+# A consortium on this machine: `custos local-cluster` with n nodes, the
+# clients spread over all of them. Every node checks every statement, so the
+# bench divides the verify limit by n (docs/performance.md).
+cluster_bench() {  # nodes count concurrency batch [extra bench args...]
+  local nodes=$1 count=$2 conc=$3 batch=$4
+  shift 4
+  local dir api peer pid urls=()
+  dir=$(mktemp -d)
+  api=$((20000 + RANDOM % 15000))
+  peer=$((api + 100))
+  "$B" local-cluster --dir "$dir" --nodes "$nodes" --api-base-port $api --peer-base-port $peer \
+    --log-level warn &
+  pid=$!
+  for i in $(seq 0 $((nodes - 1))); do
+    urls+=(--node "http://127.0.0.1:$((api + i))")
+    for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$((api + i))/healthz" >/dev/null && break; sleep 0.1; done
+  done
+  "$B" bench "${urls[@]}" --admin-key "$dir/admin/admin.key" --count "$count" \
+    --concurrency "$conc" --batch "$batch" "$@" || { kill -TERM $pid; wait $pid; rm -rf "$dir"; return 1; }
+  kill -TERM $pid
+  wait $pid || true
+  if [ $SMOKE = 1 ]; then
+    for i in $(seq 0 $((nodes - 1))); do "$B" audit --data-dir "$dir/node-$i/data" >/dev/null; done
+    echo "audit passed on all $nodes nodes"
+  fi
+  rm -rf "$dir"
+}
+if [ $SMOKE = 1 ]; then
+  cluster_bench 4 1000 8 16 --receipts 20
+else
+  cluster_bench 4 "$COUNT" 16 256 --json
+  cluster_bench 7 "$((COUNT / 2))" 16 256 --json
 fi
