@@ -3,8 +3,8 @@
 # without it, the figures recorded in docs/performance.md:
 #   scripts/bench.sh [COUNT]   (default 200000 statements per algorithm)
 # prints one JSON object per run, then the bytes on disk per entry at rest
-# (one node), then the same load against 4- and 7-node local consortia
-# (after a clean stop has flushed RocksDB's memtables).
+# (one node, after a clean stop has flushed RocksDB's memtables), then the
+# same load against 4- and 7-node local consortia.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
