@@ -42,6 +42,9 @@ inline constexpr size_t kProxyBufferBytes = 64 * 1024;
 inline constexpr int kProxyPollMs = 50;
 // Acknowledgements a Load records; beyond this it stops and reports it.
 inline constexpr size_t kLoadAcksMax = 200000;
+// A load client's wait for one answer, and how long it then avoids that node.
+inline constexpr int kLoadReadTimeoutS = 3;
+inline constexpr int kLoadAvoidMs = 2000;
 // Unexpected answers a Load keeps as examples (all are counted).
 inline constexpr size_t kLoadExamplesMax = 20;
 // Log bytes printed per node when a test fails.
@@ -319,8 +322,11 @@ class Cluster {
   }
 
   void launch(size_t i) {
-    pids_[i] =
-        spawn({custos_binary(), "node", "--config", config_path(i)}, log_path(i), log_path(i));
+    // CUSTOS_CLUSTER_LOG_LEVEL=debug makes the node logs tell more on replay.
+    const char* level = std::getenv("CUSTOS_CLUSTER_LOG_LEVEL");
+    pids_[i] = spawn({custos_binary(), "node", "--config", config_path(i), "--log-level",
+                      level ? level : "info"},
+                     log_path(i), log_path(i));
     paused_[i] = false;
   }
 
@@ -644,12 +650,34 @@ class Load {
     return acks_;
   }
   uint64_t retries() const { return retries_.load(); }
+  // "N acks, R retries, latency p50 X ms, max Y ms" for the test's output.
+  std::string summary() const {
+    std::lock_guard lock(mu_);
+    std::vector<double> sorted = latencies_ms_;
+    std::sort(sorted.begin(), sorted.end());
+    char text[160];
+    std::snprintf(text, sizeof text, "%zu acks, %llu retries, latency p50 %.0f ms, max %.0f ms",
+                  acks_.size(), static_cast<unsigned long long>(retries_.load()),
+                  sorted.empty() ? 0.0 : sorted[sorted.size() / 2],
+                  sorted.empty() ? 0.0 : sorted.back());
+    return text;
+  }
   ::testing::AssertionResult no_unexpected_answers() const {
     std::lock_guard lock(mu_);
     if (unexpected_count_ == 0) return ::testing::AssertionSuccess();
     auto r = ::testing::AssertionFailure() << unexpected_count_ << " unexpected answers, first:";
     for (const auto& u : unexpected_) r << "\n  " << u;
     return r;
+  }
+  // Lets the load run for `duration`; then at least `min_acks` must have
+  // arrived since the call, waiting up to `grace` more for them.
+  ::testing::AssertionResult progress_for(Millis duration, size_t min_acks,
+                                          Millis grace = std::chrono::seconds(20)) const {
+    const size_t before = ack_count();
+    std::this_thread::sleep_for(duration);
+    const size_t during = ack_count() - before;
+    if (during >= min_acks) return ::testing::AssertionSuccess();
+    return wait_acks(min_acks - during, grace);
   }
   // Waits until `more` acknowledgements arrived after this call.
   ::testing::AssertionResult wait_acks(size_t more, Millis timeout) const {
@@ -667,6 +695,9 @@ class Load {
   void client_loop(int thread) {
     Signer& signer = signers_[static_cast<size_t>(thread)];
     std::mt19937_64 rng(seed_ + static_cast<uint64_t>(thread));
+    // Like a real client, a thread steers clear of a node that just failed
+    // it (down, paused, cut off) for a while, then tries it again.
+    std::vector<Clock::time_point> avoid_until(cluster_.size(), Clock::now());
     size_t node = static_cast<size_t>(thread) % cluster_.size();
     for (uint64_t n = 0; !stop_; ++n) {
       Bytes blob(48);
@@ -674,12 +705,24 @@ class Load {
       const Bytes st = signer.sign_json("cluster-" + std::to_string(thread),
                                         {{"thread", thread}, {"n", n}, {"blob", to_hex(blob)}});
       while (!stop_) {
-        node = (node + 1) % cluster_.size();
+        node = next_node(node, avoid_until);
         if (submit_once(thread, node, st)) break;
         ++retries_;
+        avoid_until[node] = Clock::now() + Millis(kLoadAvoidMs);
         std::this_thread::sleep_for(Millis(20));
       }
     }
+  }
+
+  // The next node after `node` that is not being avoided (any node when all
+  // are).
+  size_t next_node(size_t node, const std::vector<Clock::time_point>& avoid_until) const {
+    const auto now = Clock::now();
+    for (size_t step = 1; step <= cluster_.size(); ++step) {
+      const size_t k = (node + step) % cluster_.size();
+      if (avoid_until[k] <= now) return k;
+    }
+    return (node + 1) % cluster_.size();
   }
 
   // True when the statement got a definitive answer (acknowledged, or an
@@ -687,10 +730,14 @@ class Load {
   bool submit_once(int thread, size_t node, const Bytes& st) {
     httplib::Client c("127.0.0.1", cluster_.api_port(node));
     c.set_connection_timeout(1, 0);
-    c.set_read_timeout(5, 0);  // a paused or isolated node must not hold a client long
+    // A paused or isolated node must not hold a client long; a retry
+    // elsewhere with the same bytes is safe.
+    c.set_read_timeout(kLoadReadTimeoutS, 0);
     c.set_keep_alive(false);
+    const auto sent_at = Clock::now();
     auto res = post_cose(c, st);
     if (!res || res->status == 503) return false;
+    const auto latency = Clock::now() - sent_at;
     Json doc = Json::parse(res->body, nullptr, false);
     const std::string status = doc.is_object() ? doc.value("status", "") : "";
     const bool ok = (res->status == 201 && status == "registered") ||
@@ -708,6 +755,7 @@ class Load {
       return true;
     }
     acks_.push_back({id, doc["index"].get<uint64_t>(), st, node, thread});
+    latencies_ms_.push_back(std::chrono::duration<double, std::milli>(latency).count());
     return true;
   }
 
@@ -725,6 +773,7 @@ class Load {
   std::atomic<uint64_t> retries_{0};
   mutable std::mutex mu_;
   std::vector<Ack> acks_;
+  std::vector<double> latencies_ms_;  // of each ack, same order
   std::vector<std::string> unexpected_;
   size_t unexpected_count_ = 0;
 };

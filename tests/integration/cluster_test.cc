@@ -199,6 +199,13 @@ class ClusterTest : public ::testing::Test {
     EXPECT_EQ(results.size(), 1u) << "audits disagree on entries/root";
   }
 
+  static std::vector<Ack> slice(const std::vector<Ack>& acks, size_t from, size_t to) {
+    to = std::min(to, acks.size());
+    from = std::min(from, to);
+    return std::vector<Ack>(acks.begin() + static_cast<ptrdiff_t>(from),
+                            acks.begin() + static_cast<ptrdiff_t>(to));
+  }
+
   uint64_t log_size_of(size_t i) const {
     auto h = cluster_->head(i);
     return h ? h->log_size : 0;
@@ -282,41 +289,45 @@ TEST_F(ClusterTest, RegistersOnAnyNodeAndReceiptsVerify) {
 TEST_F(ClusterTest, SurvivesKillingFollowerThenLeader) {
   ASSERT_TRUE(make_cluster());
   Load load(*cluster_, seed_);
-  ASSERT_TRUE(load.register_clients(3));
+  ASSERT_TRUE(load.register_clients(6));
   load.start();
   ASSERT_TRUE(load.wait_acks(5, seconds(20)));
 
   // The leader rotates every round; "leader" and "follower" are what
-  // /healthz says at the moment of the kill.
+  // /healthz says at the moment of the kill. Each node stays down 2 s
+  // (several rotations) so that it has blocks to catch up on.
   auto leader = cluster_->leader();
   ASSERT_TRUE(leader);
   const size_t follower = pick_node(*leader);
   std::printf("[cluster] SIGKILL follower node-%zu (leader node-%zu), %zu acks so far\n", follower,
               *leader, load.ack_count());
+  const size_t follower_down_from = load.ack_count();
   EXPECT_EQ(cluster_->kill(follower), 128 + SIGKILL);
-  EXPECT_TRUE(load.wait_acks(10, seconds(20))) << "no progress with node-" << follower << " down";
+  EXPECT_TRUE(load.progress_for(seconds(2), 3)) << "no progress with node-" << follower << " down";
+  const size_t follower_down_to = load.ack_count();
   ASSERT_TRUE(cluster_->start(follower));
-  EXPECT_TRUE(load.wait_acks(5, seconds(20))) << "no progress after restarting node-" << follower;
+  EXPECT_TRUE(load.progress_for(seconds(1), 5)) << "no progress after restarting node-" << follower;
 
   leader = cluster_->leader();
   ASSERT_TRUE(leader);
   std::printf("[cluster] SIGKILL leader node-%zu, %zu acks so far\n", *leader, load.ack_count());
+  const size_t leader_down_from = load.ack_count();
   EXPECT_EQ(cluster_->kill(*leader), 128 + SIGKILL);
-  EXPECT_TRUE(load.wait_acks(10, seconds(20))) << "no progress with node-" << *leader << " down";
+  EXPECT_TRUE(load.progress_for(seconds(2), 3)) << "no progress with node-" << *leader << " down";
+  const size_t leader_down_to = load.ack_count();
   ASSERT_TRUE(cluster_->start(*leader));
-  EXPECT_TRUE(load.wait_acks(5, seconds(20))) << "no progress after restarting node-" << *leader;
+  EXPECT_TRUE(load.progress_for(seconds(1), 5)) << "no progress after restarting node-" << *leader;
 
   load.stop();
+  std::printf("[cluster] load: %s\n", load.summary().c_str());
   const std::vector<Ack> acks = load.acks();
-  std::printf("[cluster] %zu acks, %llu retries\n", acks.size(),
-              static_cast<unsigned long long>(load.retries()));
   EXPECT_TRUE(load.no_unexpected_answers());
   ASSERT_TRUE(logs_identical(acks, seconds(30)));
-  check_receipt_sample(acks, 8);
-  // Receipts the restarted nodes serve, including for entries committed
-  // while they were down (they collect the others' signatures on catch-up).
-  check_receipt_sample(acks, 3, follower);
-  check_receipt_sample(acks, 3, *leader);
+  check_receipt_sample(acks, 6);
+  // Receipts the restarted nodes serve for entries committed while they
+  // were down (they collect the others' signatures when catching up).
+  check_receipt_sample(slice(acks, follower_down_from, follower_down_to), 3, follower);
+  check_receipt_sample(slice(acks, leader_down_from, leader_down_to), 3, *leader);
   stop_and_audit_all();
 }
 
@@ -325,7 +336,7 @@ TEST_F(ClusterTest, SurvivesKillingFollowerThenLeader) {
 TEST_F(ClusterTest, PausedNodeCatchesUp) {
   ASSERT_TRUE(make_cluster());
   Load load(*cluster_, seed_);
-  ASSERT_TRUE(load.register_clients(3));
+  ASSERT_TRUE(load.register_clients(6));
   load.start();
   ASSERT_TRUE(load.wait_acks(5, seconds(20)));
 
@@ -340,7 +351,9 @@ TEST_F(ClusterTest, PausedNodeCatchesUp) {
   std::this_thread::sleep_for(seconds(5));
   const size_t acks_during = load.ack_count() - acks_at_pause;
   const uint64_t size_before_resume = log_size_of(witness);
-  EXPECT_GE(acks_during, 5u) << "the three running nodes did not keep committing";
+  // With one node of four stopped, every fourth round waits for a timeout
+  // and a commit takes about a second, so a few acks is what 5 s give.
+  EXPECT_GE(acks_during, 3u) << "the three running nodes did not keep committing";
   EXPECT_GT(size_before_resume, size_at_pause);
   cluster_->resume(paused);
   std::printf("[cluster] SIGCONT node-%zu; others at log size %llu (%zu acks while paused)\n",
@@ -348,13 +361,12 @@ TEST_F(ClusterTest, PausedNodeCatchesUp) {
   EXPECT_TRUE(load.wait_acks(5, seconds(20)));
 
   load.stop();
+  std::printf("[cluster] load: %s\n", load.summary().c_str());
   const std::vector<Ack> acks = load.acks();
   EXPECT_TRUE(load.no_unexpected_answers());
   ASSERT_TRUE(logs_identical(acks, seconds(30)));
   // The paused node serves receipts for what was committed without it.
-  const std::vector<Ack> while_paused(
-      acks.begin() + static_cast<ptrdiff_t>(acks_at_pause),
-      acks.begin() + static_cast<ptrdiff_t>(acks_at_pause + acks_during));
+  const std::vector<Ack> while_paused = slice(acks, acks_at_pause, acks_at_pause + acks_during);
   check_receipt_sample(while_paused, 4, paused);
 }
 
@@ -365,7 +377,7 @@ TEST_F(ClusterTest, IsolatedNodeCatchesUp) {
   options.proxied = true;
   ASSERT_TRUE(make_cluster(options));
   Load load(*cluster_, seed_);
-  ASSERT_TRUE(load.register_clients(3));
+  ASSERT_TRUE(load.register_clients(6));
   load.start();
   ASSERT_TRUE(load.wait_acks(5, seconds(20)));
 
@@ -381,7 +393,7 @@ TEST_F(ClusterTest, IsolatedNodeCatchesUp) {
   const size_t acks_at_cut = load.ack_count();
   std::this_thread::sleep_for(seconds(4));
   const size_t acks_during = load.ack_count() - acks_at_cut;
-  EXPECT_GE(acks_during, 5u) << "the three connected nodes did not keep committing";
+  EXPECT_GE(acks_during, 3u) << "the three connected nodes did not keep committing";
   EXPECT_GT(log_size_of(witness), witness_size);
   EXPECT_EQ(log_size_of(isolated), isolated_size) << "the isolated node committed alone";
   EXPECT_GT(cluster_->refused_links(isolated), 0u) << "the isolated node never tried to reconnect";
@@ -401,12 +413,11 @@ TEST_F(ClusterTest, IsolatedNodeCatchesUp) {
   EXPECT_TRUE(load.wait_acks(5, seconds(20)));
 
   load.stop();
+  std::printf("[cluster] load: %s\n", load.summary().c_str());
   const std::vector<Ack> acks = load.acks();
   EXPECT_TRUE(load.no_unexpected_answers());
   ASSERT_TRUE(logs_identical(acks, seconds(30)));
-  const std::vector<Ack> while_cut(
-      acks.begin() + static_cast<ptrdiff_t>(acks_at_cut),
-      acks.begin() + static_cast<ptrdiff_t>(acks_at_cut + acks_during));
+  const std::vector<Ack> while_cut = slice(acks, acks_at_cut, acks_at_cut + acks_during);
   check_receipt_sample(while_cut, 4, isolated);
 }
 
@@ -619,6 +630,7 @@ TEST_F(ClusterTest, GarbageOnPeerPortIsDropped) {
   const size_t acks_after_garbage = load.ack_count();
   EXPECT_TRUE(load.wait_acks(5, seconds(20)));
   load.stop();
+  std::printf("[cluster] load: %s\n", load.summary().c_str());
   const std::vector<Ack> acks = load.acks();
   EXPECT_TRUE(load.no_unexpected_answers());
   EXPECT_GT(acks_after_garbage, acks_before) << "no progress during the garbage";
@@ -639,6 +651,17 @@ TEST_F(ClusterTest, GarbageOnPeerPortIsDropped) {
     if (!all_connected) std::this_thread::sleep_for(Millis(100));
   }
   EXPECT_TRUE(all_connected) << "node-" << victim << " did not get all its peer links back";
+  // Each connection was refused for its own reason, not by accident (the
+  // wording is net/transport.cc's; refusal warnings are rate-limited to 10/s,
+  // more than the 5 quick ones here).
+  const std::string log = slurp(cluster_->log_path(victim));
+  size_t refusals = 0;
+  for (size_t at = 0; (at = log.find("refused a connection", at)) != std::string::npos; ++at) {
+    ++refusals;
+  }
+  EXPECT_GE(refusals, 5u) << tail(log, kLogTailBytes);
+  EXPECT_NE(log.find("frame of 4294967295 bytes exceeds the limit"), std::string::npos)
+      << tail(log, kLogTailBytes);
   EXPECT_TRUE(logs_identical(acks, seconds(30)));
 }
 
