@@ -37,6 +37,7 @@
 #include "codec/cbor_json.h"
 #include "core/bytes.h"
 #include "core/file.h"
+#include "cose/receipt.h"
 #include "cose/statement.h"
 #include "crypto/keys.h"
 #include "ledger/policy.h"
@@ -45,6 +46,17 @@ namespace custos::integration {
 
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+// The one receipt in a one-node consortium's receipt bundle.
+inline Result<cose::Receipt> single_receipt(ByteView body) {
+  auto bundle = cose::parse_receipt_bundle(body);
+  if (!bundle.ok()) return bundle.status();
+  if (bundle->size() != 1) {
+    return error(ErrorCode::kMalformed,
+                 "expected one receipt, got " + std::to_string(bundle->size()));
+  }
+  return (*bundle)[0];
+}
 
 inline const char* custos_binary() {
   return CUSTOS_BINARY;
