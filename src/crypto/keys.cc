@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "crypto/hash.h"
+#include "crypto/openssl.h"
 
 namespace custos::crypto {
 
@@ -27,39 +28,7 @@ namespace {
 // ---------------------------------------------------------------------------
 // OpenSSL plumbing
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-struct OpensslFree {
-  void operator()(void* p) const { OPENSSL_free(p); }
-};
-struct Pkcs8Free {
-  void operator()(PKCS8_PRIV_KEY_INFO* p) const { PKCS8_PRIV_KEY_INFO_free(p); }
-};
-struct EcdsaSigFree {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-
-// The reason of the most recent OpenSSL error, and an empty error queue:
-// OpenSSL errors are thread-local and would otherwise leak into later,
-// unrelated failure messages.
-std::string take_openssl_error() {
-  unsigned long last = 0;
-  while (unsigned long e = ERR_get_error()) last = e;
-  if (last == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(last, buf, sizeof(buf));
-  return buf;
-}
+using namespace custos::crypto::openssl;  // NOLINT(google-build-using-namespace)
 
 // For failures that only allocation exhaustion or a broken OpenSSL can cause:
 // functions documented as infallible (sign, to_pem) cannot report them.

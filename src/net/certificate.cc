@@ -10,42 +10,13 @@
 
 #include <memory>
 
+#include "crypto/openssl.h"
+
 namespace custos::net {
 
 namespace {
 
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct ExtFree {
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-};
-struct BnFree {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-struct OpensslFree {
-  void operator()(void* p) const { OPENSSL_free(p); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-
-// The reason of the most recent OpenSSL error; empties the thread's queue so
-// it cannot leak into later, unrelated messages.
-std::string take_openssl_error() {
-  unsigned long last = 0;
-  while (unsigned long e = ERR_get_error()) last = e;
-  if (last == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(last, buf, sizeof(buf));
-  return buf;
-}
+using namespace custos::crypto::openssl;  // NOLINT(google-build-using-namespace)
 
 Status openssl_failure(const char* what) {
   return error(ErrorCode::kInternal, std::string(what) + ": " + take_openssl_error());
