@@ -52,6 +52,9 @@ struct Replica::State {
 
   // Uncommitted blocks that chain to `committed`, by id.
   std::map<Hash256, Block> tree;
+  // Item ids per block id (see item_ids()); entries leave with their block.
+  mutable std::unordered_map<Hash256, std::vector<Hash256>, HashOf> item_ids_memo;
+  std::vector<Hash256> committed_this_event;  // ids of out->committed, in order
   // Verified or hash-linked blocks whose ancestors are not here yet, by id,
   // with an index from parent id to children.
   std::map<Hash256, Block> orphans;
@@ -111,6 +114,8 @@ struct Replica::State {
     out = &o;
     now_ms = now;
     safety_dirty = false;
+    committed_this_event.clear();
+    std::erase_if(item_ids_memo, [&](const auto& kv) { return !tree.count(kv.first); });
   }
 
   void finish() {
@@ -238,20 +243,35 @@ struct Replica::State {
 
   bool waiting_to_propose() const { return may_propose() && find(safety.state().high_qc.block_id); }
 
-  // Item ids in the uncommitted chain ending at `tip`, and in the blocks
+  // Item ids in the uncommitted chain ending at `tip_id`, and in the blocks
   // committed by this very event (the node has not executed them yet, so
   // its mempool still holds their items).
-  std::unordered_set<Hash256, HashOf> in_flight_ids(const Block* tip, bool* any) const {
+  std::unordered_set<Hash256, HashOf> in_flight_ids(const Hash256& tip_id, bool* any) const {
     std::unordered_set<Hash256, HashOf> ids;
-    for (const Block& b : out->committed) {
-      for (const Bytes& item : b.payload) ids.insert(crypto::sha256(item));
+    for (size_t i = 0; i < out->committed.size() && i < committed_this_event.size(); ++i) {
+      for (const Hash256& h : item_ids(committed_this_event[i], out->committed[i])) ids.insert(h);
     }
     *any = false;
-    for (const Block* b = tip; b && b != &committed; b = find(b->parent_id)) {
-      for (const Bytes& item : b->payload) ids.insert(crypto::sha256(item));
+    for (Hash256 id = tip_id;;) {
+      const Block* b = find(id);
+      if (!b || b == &committed) break;
+      for (const Hash256& h : item_ids(id, *b)) ids.insert(h);
       *any = *any || !b->payload.empty();
+      id = b->parent_id;
     }
     return ids;
+  }
+
+  // SHA-256 of each item of a block, computed once per block: a leader asks
+  // for the items in flight at every proposal, and uncommitted blocks hold
+  // up to thousands of items each.
+  const std::vector<Hash256>& item_ids(const Hash256& block_id, const Block& b) const {
+    auto it = item_ids_memo.find(block_id);
+    if (it != item_ids_memo.end()) return it->second;
+    std::vector<Hash256> v;
+    v.reserve(b.payload.size());
+    for (const Bytes& item : b.payload) v.push_back(crypto::sha256(item));
+    return item_ids_memo.emplace(block_id, std::move(v)).first->second;
   }
 
   void try_propose() {
@@ -263,7 +283,7 @@ struct Replica::State {
       return;
     }
     bool uncommitted_payload = false;
-    auto in_flight = in_flight_ids(parent, &uncommitted_payload);
+    auto in_flight = in_flight_ids(qc.block_id, &uncommitted_payload);
     // This proposal's QC is what lets the others commit the grandparent
     // (which this node may have just committed): do not make it wait either.
     const Block* grandparent = find(parent->parent_id);
@@ -347,6 +367,7 @@ struct Replica::State {
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
       auto node = tree.find(*it);
       out->committed.push_back(node->second);
+      committed_this_event.push_back(*it);
       committed = std::move(node->second);
       committed_id = *it;
       tree.erase(node);

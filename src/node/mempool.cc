@@ -38,6 +38,19 @@ std::optional<ledger::Admitted> Mempool::get(const Hash256& id) const {
   return it->second;
 }
 
+std::optional<ledger::Admitted> Mempool::extract(const Hash256& id) {
+  std::lock_guard lock(mu_);
+  auto it = items_.find(id);
+  if (it == items_.end()) return std::nullopt;
+  std::optional<ledger::Admitted> out(std::move(it->second));
+  bytes_ -= out->statement.bytes.size();
+  items_.erase(it);
+  // Remembered at once, so a forward of it arriving mid-execution is not
+  // admitted again.
+  if (recent_.insert(id).second) recent_order_.push_back(id);
+  return out;
+}
+
 void Mempool::executed(const std::vector<Hash256>& ids) {
   std::lock_guard lock(mu_);
   for (const Hash256& id : ids) {

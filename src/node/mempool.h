@@ -45,6 +45,9 @@ class Mempool {
 
   // The admitted form of a pending statement (its signature already checked).
   std::optional<ledger::Admitted> get(const Hash256& id) const;
+  // Moves a statement out for execution (no copy of its parsed form); the
+  // caller reports it with executed() afterwards.
+  std::optional<ledger::Admitted> extract(const Hash256& id);
   // Drops executed statements and remembers their ids.
   void executed(const std::vector<Hash256>& ids);
 

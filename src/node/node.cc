@@ -414,7 +414,7 @@ void Node::execute(const consensus::Block& block) {
   for (const Bytes& item : block.payload) {
     const Hash256 id = crypto::sha256(item);
     ids.push_back(id);
-    if (auto a = mempool_.get(id)) {
+    if (auto a = mempool_.extract(id)) {
       batch.push_back(std::move(*a));
       batch_ids.push_back(id);
     } else if (auto a2 = ledger_->admit(item); a2.ok()) {
