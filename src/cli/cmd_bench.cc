@@ -153,8 +153,9 @@ Status register_bench_keys(NodeClient& client, const std::string& admin_path,
       HttpReply reply,
       client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
   if (!reply.ok()) return reply_error(reply);
-  if (reply.body.find("\"refused\"") != std::string::npos) {
-    return error(ErrorCode::kPolicy, "registering bench keys: " + reply.body.substr(0, 400));
+  if (const size_t refused = reply.body.find("\"refused\""); refused != std::string::npos) {
+    const size_t from = reply.body.rfind('{', refused);
+    return error(ErrorCode::kPolicy, "registering bench keys: " + reply.body.substr(from, 400));
   }
   return Status();
 }

@@ -1,5 +1,7 @@
 #include "node/mempool.h"
 
+#include <algorithm>
+
 namespace custos::node {
 
 Mempool::Added Mempool::add(ledger::Admitted admitted) {
@@ -17,17 +19,28 @@ Mempool::Added Mempool::add(ledger::Admitted admitted) {
 std::vector<Bytes> Mempool::take(size_t max_items, size_t max_bytes,
                                  const std::function<bool(const Hash256&)>& in_flight) const {
   std::lock_guard lock(mu_);
-  std::vector<Bytes> out;
+  std::vector<const ledger::Admitted*> picked;
   size_t bytes = 0;
   for (const Hash256& id : order_) {
-    if (out.size() >= max_items) break;
+    if (picked.size() >= max_items) break;
     auto it = items_.find(id);
     if (it == items_.end() || in_flight(id)) continue;
-    const Bytes& b = it->second.statement.bytes;
-    if (bytes + b.size() > max_bytes) break;
-    bytes += b.size();
-    out.push_back(b);
+    const size_t size = it->second.statement.bytes.size();
+    if (bytes + size > max_bytes) break;
+    bytes += size;
+    picked.push_back(&it->second);
   }
+  // One key's statements in sequence order, whatever order they reached
+  // this node in (a device may send consecutive ones to different nodes):
+  // executed out of order, the earlier one would be refused as a replay.
+  std::stable_sort(picked.begin(), picked.end(), [](const auto* a, const auto* b) {
+    const auto& ha = a->statement.header;
+    const auto& hb = b->statement.header;
+    return ha.kid != hb.kid ? ha.kid < hb.kid : ha.sequence < hb.sequence;
+  });
+  std::vector<Bytes> out;
+  out.reserve(picked.size());
+  for (const auto* a : picked) out.push_back(a->statement.bytes);
   return out;
 }
 

@@ -254,7 +254,7 @@ void Node::on_network_frame(uint32_t from, Bytes bytes) {
     std::lock_guard lock(forward_mu_);
     for (Bytes& s : forward->statements) {
       if (forward_queue_.size() >= kForwardQueueStatementsMax) break;  // the origin still has it
-      forward_queue_.push_back(std::move(s));
+      forward_queue_.emplace_back(next_ticket_++, std::move(s));
     }
     forward_cv_.notify_all();
     return;
@@ -271,18 +271,31 @@ void Node::post(Event event) {
 
 void Node::run_forward_pool() {
   for (;;) {
-    Bytes bytes;
+    std::pair<uint64_t, Bytes> work;
     {
       std::unique_lock lock(forward_mu_);
       forward_cv_.wait(lock, [&] { return forward_stopping_ || !forward_queue_.empty(); });
       if (forward_stopping_) return;
-      bytes = std::move(forward_queue_.front());
+      work = std::move(forward_queue_.front());
       forward_queue_.pop_front();
     }
-    if (mempool_.contains(crypto::sha256(bytes))) continue;  // checked once per node
-    auto admitted = ledger_->admit(bytes);
-    if (!admitted.ok()) continue;  // its execution (if a leader proposes it) refuses it too
-    if (mempool_.add(std::move(admitted).value()) == Mempool::Added::kAdded) {
+    std::optional<ledger::Admitted> checked;
+    if (!mempool_.contains(crypto::sha256(work.second))) {  // checked once per node
+      // A refusal here is repeated at execution if a leader proposes it.
+      if (auto admitted = ledger_->admit(work.second); admitted.ok()) {
+        checked = std::move(admitted).value();
+      }
+    }
+    size_t added = 0;
+    {
+      std::lock_guard lock(forward_mu_);
+      checked_.emplace(work.first, std::move(checked));
+      for (auto it = checked_.begin(); it != checked_.end() && it->first == next_ticket_to_add_;
+           it = checked_.erase(it), ++next_ticket_to_add_) {
+        if (it->second && mempool_.add(std::move(*it->second)) == Mempool::Added::kAdded) ++added;
+      }
+    }
+    if (added > 0) {
       std::lock_guard lock(mu_);
       if (!payload_signal_at_) {
         payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);

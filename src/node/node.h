@@ -181,9 +181,16 @@ class Node {
   std::atomic<uint64_t> round_{0}, committed_round_{0};
 
   // Forward pool.
+  // Statements are checked in parallel but enter the mempool in the order
+  // they arrived (tickets), so one device's consecutive sequence numbers are
+  // not swapped on the way to a leader (the later one would make the earlier
+  // a replay).
   std::mutex forward_mu_;
   std::condition_variable forward_cv_;
-  std::deque<Bytes> forward_queue_;
+  std::deque<std::pair<uint64_t, Bytes>> forward_queue_;  // (ticket, statement)
+  uint64_t next_ticket_ = 0;
+  uint64_t next_ticket_to_add_ = 0;
+  std::map<uint64_t, std::optional<ledger::Admitted>> checked_;  // done, waiting for their turn
   bool forward_stopping_ = false;
   std::vector<std::thread> forward_threads_;
 
