@@ -161,7 +161,7 @@ TEST_F(ApiTest, ReceiptVerifiesOfflineWithTheNodeKey) {
     auto res = client_->Get("/v1/entries/" + ids[i] + "/receipt");
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 200) << res->body;
-    EXPECT_EQ(res->get_header_value("Content-Type"), "application/cose");
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/cbor");
     auto receipt = single_receipt(as_view(res->body));
     ASSERT_TRUE(receipt.ok()) << receipt.status().to_string();
     EXPECT_EQ(receipt->header.kid, node_key.kid());
