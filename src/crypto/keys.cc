@@ -142,17 +142,9 @@ Result<PemBlock> read_single_pem(std::string_view pem) {
   }
   PemBlock block{name, Bytes(data, data + len)};
 
-  char* name2 = nullptr;
-  char* header2 = nullptr;
-  unsigned char* data2 = nullptr;
-  long len2 = 0;
-  if (PEM_read_bio(bio.get(), &name2, &header2, &data2, &len2) == 1) {
-    OPENSSL_free(name2);
-    OPENSSL_free(header2);
-    OPENSSL_free(data2);
+  if (pem_block_follows(bio.get())) {
     return error(ErrorCode::kInvalidArgument, "PEM text holds more than one block; give one key");
   }
-  take_openssl_error();  // the expected "no start line"
   return block;
 }
 

@@ -9,6 +9,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -59,6 +60,23 @@ inline std::string take_openssl_error() {
   char buf[256];
   ERR_error_string_n(last, buf, sizeof(buf));
   return buf;
+}
+
+// After one PEM block was read from `bio`: whether another follows. custos
+// files hold exactly one block, so a second is refused rather than ignored.
+inline bool pem_block_follows(BIO* bio) {
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* data = nullptr;
+  long len = 0;
+  if (PEM_read_bio(bio, &name, &header, &data, &len) == 1) {
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    return true;
+  }
+  take_openssl_error();  // the expected "no start line"
+  return false;
 }
 
 }  // namespace custos::crypto::openssl

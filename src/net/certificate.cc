@@ -163,17 +163,9 @@ Result<Bytes> certificate_der(std::string_view certificate_pem) {
                  std::string("expected a BEGIN CERTIFICATE block, got BEGIN ") + name);
   }
   Bytes der(data, data + len);
-  char* name2 = nullptr;
-  char* header2 = nullptr;
-  unsigned char* data2 = nullptr;
-  long len2 = 0;
-  if (PEM_read_bio(bio.get(), &name2, &header2, &data2, &len2) == 1) {
-    OPENSSL_free(name2);
-    OPENSSL_free(header2);
-    OPENSSL_free(data2);
+  if (pem_block_follows(bio.get())) {
     return error(ErrorCode::kMalformed, "PEM text holds more than one block; give one certificate");
   }
-  take_openssl_error();  // the expected "no start line"
   return der;
 }
 
