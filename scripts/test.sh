@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, and runs
 #   1. unit, property and integration tests (ctest; real RocksDB, real node
-#      processes over HTTP, the SIGKILL crash test),
+#      processes over HTTP, the SIGKILL crash test, 4-node consortia over
+#      mutual TLS killed, paused and cut off) and the consensus simulation
+#      (tests/sim: a few hundred seeds with Byzantine nodes),
 #   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. a short libFuzzer run of every harness on its seed corpus,
 #   4. the interop tests against independent COSE / RFC 9162 code (npm),
-#   5. a smoke run of the benchmarks (never a speed assertion).
+#   5. a smoke run of the benchmarks, one node and a 4-node consortium (never a
+#      speed assertion).
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
