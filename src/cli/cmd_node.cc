@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "api/server.h"
@@ -31,7 +32,8 @@ struct NodeOptions {
   uint64_t round_timeout_ms = 1000;
   uint64_t idle_proposal_ms = 500;
   std::string log_level = "info";
-  std::string config_path;  // --config: a consortium member (cli/consortium.h)
+  std::string config_path;               // --config: a consortium member (cli/consortium.h)
+  std::optional<uint32_t> config_index;  // the genesis position the config claims
 };
 
 Status write_key_pair(const std::string& dir, const std::string& name,
@@ -68,6 +70,7 @@ Result<std::optional<node::NetworkConfig>> apply_config(NodeOptions& o) {
   if (o.config_path.empty()) return std::optional<node::NetworkConfig>();
   CUSTOS_ASSIGN_OR_RETURN(NodeFileConfig c, read_node_config(o.config_path));
   o.name = c.name;
+  o.config_index = c.index;
   o.data_dir = c.data_dir;
   o.genesis_path = c.genesis_path;
   o.node_key_path = c.key_path;
@@ -104,6 +107,15 @@ Status run_node(NodeOptions o) {
   }
   CUSTOS_ASSIGN_OR_RETURN(ledger::Genesis genesis, ledger::parse_genesis(*genesis_bytes));
   CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey node_key, load_private_key(o.node_key_path));
+  if (o.config_index) {
+    const auto& nodes = genesis.nodes;
+    if (*o.config_index >= nodes.size() ||
+        nodes[*o.config_index].key.kid() != node_key.public_key().kid()) {
+      return error(ErrorCode::kInvalidArgument,
+                   "the config says this is node " + std::to_string(*o.config_index) +
+                       " of the genesis, but " + o.node_key_path + " is not that node's key");
+    }
+  }
 
   // Signals are taken by one thread with sigwait, so no handler runs inside
   // RocksDB or the HTTP library.
