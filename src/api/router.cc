@@ -11,6 +11,8 @@
 #include <optional>
 #include <string_view>
 
+#include "api/domain_routes.h"
+#include "api/http_util.h"
 #include "codec/cbor_json.h"
 #include "core/file.h"
 #include "ledger/policy.h"
@@ -20,140 +22,6 @@ namespace custos::api {
 using nlohmann::json;
 
 namespace {
-
-Response json_response(const json& body, int status = 200) {
-  Response r;
-  r.status = status;
-  // Problem details echo the request path and method, which may be any
-  // bytes: replace invalid UTF-8 (U+FFFD) rather than throw, which would turn
-  // a 404 or 405 into a 500.
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-Response bytes_response(Bytes bytes, const char* content_type) {
-  Response r;
-  r.content_type = content_type;
-  r.body.assign(bytes.begin(), bytes.end());
-  return r;
-}
-
-bool accepts(const Request& r, std::string_view type) {
-  return r.accept.find(type) != std::string::npos;
-}
-
-std::string rfc3339(uint64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03uZ", buf, static_cast<unsigned>(ms % 1000));
-  return out;
-}
-
-Result<uint64_t> parse_uint(const std::string& text, const char* what) {
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
-    return error(ErrorCode::kInvalidArgument,
-                 std::string("'") + what + "' must be an unsigned integer");
-  }
-  return v;
-}
-
-// Milliseconds since the epoch, or an RFC 3339 UTC time such as 2026-11-23T10:00:00Z.
-Result<uint64_t> parse_time_ms(const std::string& text, const char* what) {
-  if (!text.empty() && text.find('T') == std::string::npos) return parse_uint(text, what);
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  uint64_t ms = 0;
-  if (end && *end == '.') {
-    ++end;
-    int digits = 0;
-    while (*end >= '0' && *end <= '9') {
-      if (digits < 3) ms = ms * 10 + static_cast<uint64_t>(*end - '0');
-      ++digits;
-      ++end;
-    }
-    for (; digits < 3; ++digits) ms *= 10;
-  }
-  if (!end || std::string_view(end) != "Z") {
-    return error(ErrorCode::kInvalidArgument,
-                 std::string("'") + what +
-                     "' must be milliseconds since 1970 or a UTC time like 2026-11-23T10:00:00Z");
-  }
-  std::time_t secs = timegm(&tm);
-  if (secs < 0)
-    return error(ErrorCode::kInvalidArgument, std::string("'") + what + "' is before 1970");
-  return static_cast<uint64_t>(secs) * 1000 + ms;
-}
-
-const std::string* query_param(const Request& r, const char* name) {
-  auto it = r.query.find(name);
-  return it == r.query.end() ? nullptr : &it->second;
-}
-
-json gap_json(const ledger::SequenceOutcome& gap) {
-  return {{"expected", gap.expected}, {"got", gap.got}, {"missing", gap.got - gap.expected}};
-}
-
-json registered_json(const node::Submission& s) {
-  json j = {{"id", to_hex(s.registered.id)},
-            {"index", s.registered.index},
-            {"height", s.registered.height},
-            {"status", s.already_registered ? "already-registered" : "registered"}};
-  if (s.registered.gap) j["sequence_gap"] = gap_json(*s.registered.gap);
-  return j;
-}
-
-json entry_json(const ledger::EntryInfo& e, bool with_statement) {
-  const auto& h = e.header;
-  json j = {{"id", to_hex(e.id)},
-            {"index", e.index},
-            {"height", e.height},
-            {"registered_ms", e.registered_ms},
-            {"registered_at", rfc3339(e.registered_ms)},
-            {"alg", crypto::algorithm_name(h.alg)},
-            {"kid", to_hex(h.kid)},
-            {"content_type", h.content_type},
-            {"issuer", h.issuer},
-            {"subject", h.subject},
-            {"issued_at", h.issued_at_s},
-            {"sequence", h.sequence}};
-  if (e.gap) j["sequence_gap"] = gap_json(*e.gap);
-  if (with_statement) {
-    auto st = cose::parse_statement(e.statement);
-    if (st.ok()) {
-      auto payload = cbor::decode(st->payload());
-      if (payload.ok())
-        j["payload"] = cbor::to_json(*payload);
-      else
-        j["payload_base64"] = base64_encode(st->payload());
-    }
-    j["statement_base64"] = base64_encode(e.statement);
-  }
-  return j;
-}
-
-json block_json(const ledger::BlockRecord& b) {
-  const auto& h = b.header;
-  json j = {{"height", h.height},
-            {"header_hash", to_hex(b.header_hash())},
-            {"prev_hash", to_hex(h.prev_hash)},
-            {"log_size", h.log_size},
-            {"root", to_hex(h.root)},
-            {"time_ms", h.time_ms},
-            {"time", rfc3339(h.time_ms)},
-            {"proposer", to_hex(h.proposer)},
-            {"signer", to_hex(b.signer)},
-            {"entries", h.entry_count},
-            {"checkpoint_signature", to_hex(b.checkpoint_signature)},
-            {"root_signature", to_hex(b.root_signature)}};
-  if (h.genesis_hash) j["genesis_hash"] = to_hex(*h.genesis_hash);
-  return j;
-}
 
 // The element count declared by a CBOR array head at the start of `body`
 // (major type 4, RFC 8949 section 3), or nullopt if it does not start with one.
@@ -167,20 +35,6 @@ std::optional<uint64_t> declared_array_length(std::string_view body) {
   uint64_t n = 0;
   for (size_t i = 1; i <= width; ++i) n = (n << 8) | static_cast<uint8_t>(body[i]);
   return n;
-}
-
-// Splits "/v1/entries/abc/receipt" into {"v1", "entries", "abc", "receipt"}.
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    while (i < path.size() && path[i] == '/') ++i;
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) parts.push_back(path.substr(i, j - i));
-    i = j;
-  }
-  return parts;
 }
 
 }  // namespace
@@ -282,6 +136,7 @@ Response Router::route(const Request& r) {
   if (parts.size() == 3 && parts[1] == "keys") return get ? get_key(parts[2]) : not_allowed();
   if (parts.size() == 2 && parts[1] == "node") return get ? get_node() : not_allowed();
   if (parts.size() == 2 && parts[1] == "genesis") return get ? get_genesis() : not_allowed();
+  if (auto domain = route_domain(node_, r, parts)) return std::move(*domain);
   return problem(404, "not-found", "no route for " + r.path);
 }
 
@@ -374,6 +229,8 @@ Response Router::get_entries(const Request& r) {
   if (auto* v = query_param(r, "issuer")) q.issuer = *v;
   if (auto* v = query_param(r, "subject")) q.subject = *v;
   if (auto* v = query_param(r, "type")) q.content_type = *v;
+  if (auto* v = query_param(r, "ref")) q.ref = *v;
+  if (auto* v = query_param(r, "flag")) q.flag = *v;
   if (auto* v = query_param(r, "from")) {
     auto t = parse_time_ms(*v, "from");
     if (!t.ok()) return problem(t.status());
@@ -462,6 +319,8 @@ Response Router::get_key(const std::string& kid_hex) {
   j["registered_index"] =
       k->registered_index == ledger::kNoIndex ? json(nullptr) : json(k->registered_index);
   if (k->revoked()) j["revoked_index"] = k->revoked_index;
+  if (!k->org.empty()) j["org"] = k->org;
+  if (k->successor != Hash256{}) j["successor"] = to_hex(k->successor);
   return json_response(j);
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "domain/rules.h"
 #include "ledger/audit.h"
 
 namespace custos::cli {
@@ -18,11 +19,16 @@ void add_audit_command(CLI::App& app) {
   cmd->add_flag("--json", *as_json, "Print JSON");
   cmd->callback([dir, as_json] {
     ledger::AuditReport report;
-    Status s = ledger::audit(*dir, &report, [&](const ledger::AuditReport& r) {
-      if (!*as_json)
-        std::fprintf(stderr, "\r  %llu blocks, %llu entries...", (unsigned long long)r.blocks,
-                     (unsigned long long)r.entries);
-    });
+    // The nodes run the health domain's rules; the audit replays them too.
+    const auto rules = domain::make_rules();
+    Status s = ledger::audit(
+        *dir, &report,
+        [&](const ledger::AuditReport& r) {
+          if (!*as_json)
+            std::fprintf(stderr, "\r  %llu blocks, %llu entries...", (unsigned long long)r.blocks,
+                         (unsigned long long)r.entries);
+        },
+        rules.get());
     if (!*as_json) std::fprintf(stderr, "\n");
     nlohmann::json j = {{"ok", s.ok()},
                         {"blocks", report.blocks},
@@ -31,6 +37,8 @@ void add_audit_command(CLI::App& app) {
                         {"signatures_verified", report.signatures_verified},
                         {"receipt_signatures", report.receipt_signatures},
                         {"sequence_gaps", report.sequence_gaps},
+                        {"flagged_entries", report.flagged_entries},
+                        {"rule_records", report.rule_records},
                         {"root", report.root_hex},
                         {"seconds", report.seconds}};
     if (!s.ok()) j["problem"] = s.to_string();

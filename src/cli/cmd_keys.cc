@@ -46,21 +46,27 @@ struct RegisterOptions {
   std::string admin_key;
   std::string key;
   std::string name;
+  std::string org;
   std::vector<std::string> roles{"issuer"};
   bool json = false;
 };
 
-Status register_key(const RegisterOptions& o) {
-  CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(o.key, 64 * 1024));
+Result<crypto::PublicKey> public_key_from_file(const std::string& path) {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(path, 64 * 1024));
   auto pub = crypto::PublicKey::from_pem(as_string_view(pem));
-  if (!pub.ok()) {
-    // Accept a private key file too and register its public half.
-    auto priv = crypto::PrivateKey::from_pem(as_string_view(pem));
-    if (!priv.ok())
-      return error(ErrorCode::kInvalidArgument, o.key + ": not a PEM public or private key");
-    pub = priv->public_key();
-  }
+  if (pub.ok()) return pub;
+  // Accept a private key file too and take its public half.
+  auto priv = crypto::PrivateKey::from_pem(as_string_view(pem));
+  if (!priv.ok())
+    return error(ErrorCode::kInvalidArgument, path + ": not a PEM public or private key");
+  return priv->public_key();
+}
+
+Status register_key(const RegisterOptions& o) {
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey pub_key, public_key_from_file(o.key));
+  const crypto::PublicKey* pub = &pub_key;
   ledger::KeyRegistration reg;
+  reg.org = o.org;
   reg.spki_der = pub->spki_der();
   CUSTOS_ASSIGN_OR_RETURN(reg.roles, ledger::roles_from_names(o.roles));
   reg.name = o.name.empty() ? o.key : o.name;
@@ -71,6 +77,25 @@ Status register_key(const RegisterOptions& o) {
                            to_hex(pub->kid()),
                            cbor::encode(ledger::key_registration_payload(reg))));
   return submit_and_print(client, statement, o.json, "registered key " + to_hex(pub->kid()));
+}
+
+struct RotateOptions {
+  std::string node = kDefaultNodeUrl;
+  std::string key;      // the key being replaced (signs)
+  std::string new_key;  // its successor (public or private PEM)
+  std::string reason = "scheduled rotation";
+  bool json = false;
+};
+
+Status rotate_key(const RotateOptions& o) {
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey next, public_key_from_file(o.new_key));
+  ledger::KeyRotation rot{next.spki_der(), o.reason};
+  NodeClient client(o.node);
+  CUSTOS_ASSIGN_OR_RETURN(
+      Bytes statement,
+      sign_admin_statement(client, o.key, std::string(ledger::kTypeKeyRotate), to_hex(next.kid()),
+                           cbor::encode(ledger::key_rotation_payload(rot))));
+  return submit_and_print(client, statement, o.json, "rotated to key " + to_hex(next.kid()));
 }
 
 struct RevokeOptions {
@@ -117,13 +142,17 @@ void add_key_commands(CLI::App& app) {
   CLI::App* keys = app.add_subcommand("keys", "Register, revoke and show issuer keys");
   keys->require_subcommand(1);
   auto reg = std::make_shared<RegisterOptions>();
-  CLI::App* r = keys->add_subcommand("register", "Register a key (signed by an admin key)");
+  CLI::App* r =
+      keys->add_subcommand("register", "Register a key (signed by an admin or org-admin key)");
   r->add_option("--node", reg->node, "Node URL")->capture_default_str();
-  r->add_option("--admin-key", reg->admin_key, "Admin private key PEM")->required();
+  r->add_option("--admin-key", reg->admin_key, "Admin or org-admin private key PEM")->required();
   r->add_option("--key", reg->key, "Public (or private) key PEM of the key to register")
       ->required();
   r->add_option("--name", reg->name, "Name recorded with the key");
-  r->add_option("--roles", reg->roles, "Roles: issuer, opaque, admin")
+  r->add_option("--org", reg->org, "Organisation the key belongs to (must be registered)");
+  r->add_option("--roles", reg->roles,
+                "Roles: admin, issuer, opaque, org-admin, prescriber, pharmacist, nurse, biomed, "
+                "gateway, auditor, device")
       ->delimiter(',')
       ->capture_default_str();
   r->add_flag("--json", reg->json, "Print JSON");
@@ -131,10 +160,24 @@ void add_key_commands(CLI::App& app) {
     if (Status s = register_key(*reg); !s.ok()) exit_status() = fail(s);
   });
 
+  auto rot = std::make_shared<RotateOptions>();
+  CLI::App* ro = keys->add_subcommand(
+      "rotate",
+      "Replace a key by a new one (signed by the old key; name, org and roles carry over)");
+  ro->add_option("--node", rot->node, "Node URL")->capture_default_str();
+  ro->add_option("--key", rot->key, "Private key PEM of the key being replaced")->required();
+  ro->add_option("--new-key", rot->new_key, "Public (or private) key PEM of its successor")
+      ->required();
+  ro->add_option("--reason", rot->reason, "Reason recorded on the ledger")->capture_default_str();
+  ro->add_flag("--json", rot->json, "Print JSON");
+  ro->callback([rot] {
+    if (Status s = rotate_key(*rot); !s.ok()) exit_status() = fail(s);
+  });
+
   auto rev = std::make_shared<RevokeOptions>();
   CLI::App* v = keys->add_subcommand("revoke", "Revoke a key (signed by an admin key)");
   v->add_option("--node", rev->node, "Node URL")->capture_default_str();
-  v->add_option("--admin-key", rev->admin_key, "Admin private key PEM")->required();
+  v->add_option("--admin-key", rev->admin_key, "Admin or org-admin private key PEM")->required();
   v->add_option("--kid", rev->kid, "Key id (64 hex characters)")->required();
   v->add_option("--reason", rev->reason, "Reason recorded on the ledger")->capture_default_str();
   v->add_flag("--json", rev->json, "Print JSON");

@@ -14,6 +14,7 @@
 #include "cli/signing.h"
 #include "core/file.h"
 #include "crypto/keys.h"
+#include "domain/rules.h"
 #include "ledger/genesis.h"
 #include "node/node.h"
 
@@ -127,7 +128,8 @@ Status run_node(NodeOptions o) {
   std::signal(SIGPIPE, SIG_IGN);
 
   node::NodeConfig config;
-  config.ledger = {o.data_dir, o.name, std::move(node_key), std::move(genesis), {}};
+  config.ledger = {o.data_dir,         o.name, std::move(node_key),
+                   std::move(genesis), {},     domain::make_rules()};
   config.block_interval_ms = o.block_interval_ms;
   config.round_timeout_ms = o.round_timeout_ms;
   config.idle_proposal_ms = o.idle_proposal_ms;

@@ -83,4 +83,13 @@ int fail(const Status& status) {
   return exit_code_for(status);
 }
 
+Status get_and_print_json(NodeClient& client, const std::string& path) {
+  CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get(path));
+  if (!reply.ok()) return reply_error(reply);
+  auto j = nlohmann::json::parse(reply.body, nullptr, false);
+  if (j.is_discarded()) return error(ErrorCode::kMalformed, "the node answered with invalid JSON");
+  std::printf("%s\n", j.dump(2).c_str());
+  return Status();
+}
+
 }  // namespace custos::cli

@@ -60,5 +60,11 @@ void add_statement_commands(CLI::App& app);
 void add_audit_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_cluster_commands(CLI::App& app);
+// The health domain (docs/domain.md): one function per family.
+void add_org_commands(CLI::App& app);
+
+// GETs a JSON document and prints it indented (the --json form of show
+// commands, and what they fall back to).
+Status get_and_print_json(NodeClient& client, const std::string& path);
 
 }  // namespace custos::cli

@@ -44,6 +44,14 @@ Result<Value> array_from_json(const json& node, size_t depth) {
 
 Result<Value> object_from_json(const json& node, size_t depth) {
   CUSTOS_RETURN_IF_ERROR(check_depth(depth));
+  // {"bstr": "<hex>"} is a byte string: the form to_json writes, so digests
+  // and keys can be typed in JSON and read back.
+  if (node.size() == 1 && node.contains("bstr") && node["bstr"].is_string()) {
+    auto bytes = from_hex(node["bstr"].get<std::string>());
+    if (!bytes.ok())
+      return error(ErrorCode::kMalformed, "{\"bstr\": ...} must hold an even number of hex digits");
+    return Value::bytes(std::move(bytes).value());
+  }
   Map map;
   map.reserve(node.size());
   for (const auto& [key, element] : node.items()) {

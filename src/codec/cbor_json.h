@@ -9,7 +9,8 @@
 namespace custos::cbor {
 
 // JSON -> CBOR: objects become maps with text keys, integers become
-// unsigned/negative integers, other numbers become floats, strings text.
+// unsigned/negative integers, other numbers become floats, strings text,
+// and an object {"bstr": "<hex>"} (what to_json writes) a byte string.
 // Refuses input nested deeper than limits::kCborDepthMax.
 Result<Value> from_json(const nlohmann::json& json);
 

@@ -1,6 +1,8 @@
 #include "ledger/audit.h"
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -19,9 +21,40 @@ using storage::Column;
 
 namespace {
 
+// The rules' records as the replay builds them.
+class ReplayRuleState : public RuleState {
+ public:
+  Result<std::optional<Bytes>> get(ByteView key) const override {
+    const Bytes k(key.begin(), key.end());
+    if (auto it = staged_.find(k); it != staged_.end()) return it->second;
+    if (auto it = records_.find(k); it != records_.end()) return std::optional<Bytes>(it->second);
+    return std::optional<Bytes>();
+  }
+  void put(ByteView key, ByteView value) override {
+    staged_[Bytes(key.begin(), key.end())] = Bytes(value.begin(), value.end());
+  }
+  void remove(ByteView key) override { staged_[Bytes(key.begin(), key.end())] = std::nullopt; }
+  void commit() {
+    for (auto& [k, v] : staged_) {
+      if (v)
+        records_[k] = std::move(*v);
+      else
+        records_.erase(k);
+    }
+    staged_.clear();
+  }
+  void drop() { staged_.clear(); }
+  const std::map<Bytes, Bytes>& records() const { return records_; }
+
+ private:
+  std::map<Bytes, Bytes> records_;
+  std::map<Bytes, std::optional<Bytes>> staged_;
+};
+
 class Auditor {
  public:
-  Auditor(storage::Store& store, AuditReport* report) : store_(store), report_(report) {}
+  Auditor(storage::Store& store, AuditReport* report, const Rules* rules)
+      : store_(store), report_(report), rules_(rules) {}
 
   Status run(const std::function<void(const AuditReport&)>& progress) {
     CUSTOS_ASSIGN_OR_RETURN(Bytes genesis_bytes,
@@ -37,6 +70,7 @@ class Auditor {
       if (progress && h % 1000 == 0) progress(*report_);
     }
     CUSTOS_RETURN_IF_ERROR(check_no_entries_after(frontier_.size(), head_height));
+    if (rules_) CUSTOS_RETURN_IF_ERROR(check_rule_records());
     report_->keys = keys_.size();
     report_->root_hex = to_hex(frontier_.root());
     return Status();
@@ -71,6 +105,7 @@ class Auditor {
     CUSTOS_RETURN_IF_ERROR(check_receipt_signatures(b));
     if (hd.log_size != frontier_.size() + hd.entry_count)
       return fail(height, "log size does not add up");
+    block_time_ms_ = hd.time_ms;
     for (uint64_t i = frontier_.size(); i < hd.log_size; ++i)
       CUSTOS_RETURN_IF_ERROR(check_entry(height, i));
     if (frontier_.root() != hd.root) return fail(height, "Merkle root does not match the entries");
@@ -133,13 +168,31 @@ class Auditor {
     if (!cose::verify_statement(*st, signer->key).ok())
       return fail(height, where + ": signature does not verify");
     ++report_->signatures_verified;
-    if (!check_content(*st, signer->roles).ok())
-      return fail(height, where + ": refused by the content policy");
-    auto outcome = keys_.apply(*st, index);
+    const bool by_rules = rules_ && rules_->defines(st->header.content_type);
+    Status content = check_content(*st, *signer, by_rules);
+    if (content.ok() && by_rules) content = rules_->check(*st, *signer);
+    if (!content.ok())
+      return fail(height, where + ": refused by the content policy: " + content.message());
+    RuleOutcome decided;
+    if (rules_) {
+      auto signer_now = keys_.check_signer(st->header);
+      if (!signer_now.ok())
+        return fail(height, where + ": registration policy: " + signer_now.status().message());
+      RuleContext ctx{index, block_time_ms_, *signer_now, &keys_};
+      auto applied = rules_->apply(*st, ctx, rule_state_);
+      if (!applied.ok()) {
+        rule_state_.drop();
+        return fail(height, where + ": refused by the rules: " + applied.status().message());
+      }
+      decided = std::move(applied).value();
+    }
+    auto outcome = keys_.apply(*st, index, decided.register_keys, decided.revoke_keys);
     if (!outcome.ok())
       return fail(height, where + ": registration policy: " + outcome.status().message());
+    rule_state_.commit();
     keys_.take_changed();
     if (outcome->gap()) ++report_->sequence_gaps;
+    if (rules_) CUSTOS_RETURN_IF_ERROR(check_annotations(height, index, decided));
 
     const Hash256 id = crypto::sha256(*bytes);
     auto loc = store_.get(Column::kEntryIds, id);
@@ -166,6 +219,59 @@ class Auditor {
     return Status();
   }
 
+  // The refs and flags stored with an entry are the ones the rules decide.
+  Status check_annotations(uint64_t height, uint64_t index, const RuleOutcome& decided) {
+    Bytes key{records::kAnnotations};
+    append_be64(key, index);
+    auto stored = store_.get(Column::kIndex, key);
+    const bool expected = !decided.refs.empty() || !decided.flags.empty();
+    if (!stored.ok()) {
+      if (!expected) return Status();
+      return fail(height, "entry " + std::to_string(index) + ": its refs and flags are missing");
+    }
+    std::vector<std::string> refs, flags;
+    auto v = cbor::decode(*stored);
+    if (v.ok() && v->is(cbor::Type::kMap)) {
+      for (auto [field, out] : {std::pair{"refs", &refs}, std::pair{"flags", &flags}}) {
+        const cbor::Value* a = v->find(field);
+        if (!a || !a->is(cbor::Type::kArray)) continue;
+        for (const auto& t : a->as_array()) {
+          if (t.is(cbor::Type::kText)) out->push_back(t.as_text());
+        }
+      }
+    }
+    if (!expected || refs != decided.refs || flags != decided.flags)
+      return fail(height, "entry " + std::to_string(index) +
+                              ": stored refs or flags differ from the rules'");
+    if (!flags.empty()) ++report_->flagged_entries;
+    return Status();
+  }
+
+  // After the replay, the stored rule records must be exactly the replayed ones.
+  Status check_rule_records() {
+    const auto& expected = rule_state_.records();
+    auto it = expected.begin();
+    std::string problem;
+    CUSTOS_RETURN_IF_ERROR(store_.scan(Column::kDomain, {}, {}, [&](ByteView key, ByteView value) {
+      if (it == expected.end() ||
+          !std::equal(key.begin(), key.end(), it->first.begin(), it->first.end())) {
+        problem = "rule record " + to_hex(key) + " is stored but the replay does not produce it";
+        return false;
+      }
+      if (!std::equal(value.begin(), value.end(), it->second.begin(), it->second.end())) {
+        problem = "rule record " + to_hex(key) + " differs from the replay";
+        return false;
+      }
+      ++it;
+      ++report_->rule_records;
+      return true;
+    }));
+    if (problem.empty() && it != expected.end())
+      problem = "rule record " + to_hex(it->first) + " is missing from the store";
+    if (!problem.empty()) return error(ErrorCode::kCorruption, problem);
+    return Status();
+  }
+
   Status check_no_entries_after(uint64_t size, uint64_t head_height) {
     std::optional<uint64_t> extra;
     CUSTOS_RETURN_IF_ERROR(
@@ -185,7 +291,10 @@ class Auditor {
   storage::Store& store_;
   AuditReport* report_;
   Genesis genesis_;
+  const Rules* rules_;
   KeyRegistry keys_;
+  ReplayRuleState rule_state_;
+  uint64_t block_time_ms_ = 0;
   merkle::Frontier frontier_;
   Hash256 prev_hash_{};
   uint64_t prev_time_ms_ = 0;
@@ -194,14 +303,14 @@ class Auditor {
 }  // namespace
 
 Status audit(const std::string& data_dir, AuditReport* report,
-             const std::function<void(const AuditReport&)>& progress) {
+             const std::function<void(const AuditReport&)>& progress, const Rules* rules) {
   const auto start = std::chrono::steady_clock::now();
   storage::Options options;
   options.read_only = true;
   options.create_if_missing = false;
   CUSTOS_ASSIGN_OR_RETURN(auto store, storage::Store::open(data_dir + "/db", options));
   *report = AuditReport{};
-  Status s = Auditor(*store, report).run(progress);
+  Status s = Auditor(*store, report, rules).run(progress);
   report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return s;
 }

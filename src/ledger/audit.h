@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "ledger/rules.h"
 
 namespace custos::ledger {
 
@@ -23,13 +24,20 @@ struct AuditReport {
   uint64_t signatures_verified = 0;
   uint64_t receipt_signatures = 0;  // consortium signatures over block roots
   uint64_t sequence_gaps = 0;
+  uint64_t flagged_entries = 0;  // entries the rules flagged
+  uint64_t rule_records = 0;     // the rules' records compared
   std::string root_hex;
   double seconds = 0;
 };
 
 // Ok when everything checks; otherwise kCorruption / kBadSignature with the
-// first problem found and where (block height, log index).
+// first problem found and where (block height, log index). With `rules` (the
+// same the nodes run), their decisions are replayed too: every entry must be
+// accepted again with the same refs and flags, and the rules' stored records
+// must equal the replayed ones. Memory: the rules' records are held while
+// replaying.
 Status audit(const std::string& data_dir, AuditReport* report,
-             const std::function<void(const AuditReport&)>& progress = nullptr);
+             const std::function<void(const AuditReport&)>& progress = nullptr,
+             const Rules* rules = nullptr);
 
 }  // namespace custos::ledger

@@ -1,7 +1,9 @@
 #include "ledger/ledger.h"
 
 #include <algorithm>
+#include <cassert>
 #include <filesystem>
+#include <map>
 
 #include "core/quorum.h"
 #include "cose/sign1.h"
@@ -42,7 +44,99 @@ Bytes gap_record(const SequenceOutcome& gap) {
   cbor::Array a{cbor::Value::uint(gap.expected), cbor::Value::uint(gap.got)};
   return cbor::encode(cbor::Value::array(std::move(a)));
 }
+
+Bytes annotations_key(uint64_t index) {
+  Bytes k{records::kAnnotations};
+  append_be64(k, index);
+  return k;
+}
+
+cbor::Value text_array(const std::vector<std::string>& texts) {
+  cbor::Array a;
+  a.reserve(texts.size());
+  for (const auto& t : texts) a.push_back(cbor::text(t));
+  return cbor::Value::array(std::move(a));
+}
+
+Bytes annotations_record(const RuleOutcome& o) {
+  cbor::Map m;
+  m.emplace_back(cbor::text("flags"), text_array(o.flags));
+  m.emplace_back(cbor::text("refs"), text_array(o.refs));
+  return cbor::encode(cbor::Value::map(std::move(m)));
+}
+
+std::vector<std::string> texts_of(const cbor::Value& map, const char* field) {
+  std::vector<std::string> out;
+  const cbor::Value* a = map.find(field);
+  if (!a || !a->is(cbor::Type::kArray)) return out;
+  for (const auto& t : a->as_array()) {
+    if (t.is(cbor::Type::kText)) out.push_back(t.as_text());
+  }
+  return out;
+}
+
+// The code of a flag: the text before ':' ("sequence-gap: ..." -> "sequence-gap").
+std::string_view flag_code(std::string_view flag) {
+  return flag.substr(0, flag.find(':'));
+}
+
+// Pending writes of rule records: a value, or nullopt for a removal.
+using RuleWrites = std::map<Bytes, std::optional<Bytes>>;
+
+// One statement's writes, kept apart until the statement is accepted.
+class StagedRuleState : public RuleState {
+ public:
+  explicit StagedRuleState(const RuleState& parent) : parent_(parent) {}
+  Result<std::optional<Bytes>> get(ByteView key) const override {
+    auto it = writes_.find(Bytes(key.begin(), key.end()));
+    if (it != writes_.end()) return it->second;
+    return parent_.get(key);
+  }
+  void put(ByteView key, ByteView value) override {
+    writes_[Bytes(key.begin(), key.end())] = Bytes(value.begin(), value.end());
+  }
+  void remove(ByteView key) override { writes_[Bytes(key.begin(), key.end())] = std::nullopt; }
+  RuleWrites& writes() { return writes_; }
+
+ private:
+  const RuleState& parent_;
+  RuleWrites writes_;
+};
 }  // namespace
+
+// The rules' writes of the block being built, over the stored records.
+class BlockRuleState : public RuleState {
+ public:
+  explicit BlockRuleState(const storage::Store& store) : store_(store) {}
+  Result<std::optional<Bytes>> get(ByteView key) const override {
+    auto it = writes_.find(Bytes(key.begin(), key.end()));
+    if (it != writes_.end()) return it->second;
+    auto stored = store_.get(Column::kDomain, key);
+    if (stored.ok()) return std::optional<Bytes>(std::move(stored).value());
+    if (stored.status().code() == ErrorCode::kNotFound) return std::optional<Bytes>();
+    return stored.status();
+  }
+  void put(ByteView key, ByteView value) override {
+    writes_[Bytes(key.begin(), key.end())] = Bytes(value.begin(), value.end());
+  }
+  void remove(ByteView key) override { writes_[Bytes(key.begin(), key.end())] = std::nullopt; }
+  void absorb(RuleWrites& staged) {
+    for (auto& [k, v] : staged) writes_[k] = std::move(v);
+    staged.clear();
+  }
+  void write_to(storage::WriteBatch& wb) const {
+    for (const auto& [k, v] : writes_) {
+      if (v)
+        wb.put(Column::kDomain, k, *v);
+      else
+        wb.remove(Column::kDomain, k);
+    }
+  }
+
+ private:
+  const storage::Store& store_;
+  RuleWrites writes_;
+};
 
 Ledger::Ledger(LedgerConfig config) : config_(std::move(config)) {}
 Ledger::~Ledger() {
@@ -152,8 +246,7 @@ Result<Admitted> Ledger::admit(ByteView bytes) const {
                                            std::to_string(limits::kStatementBytesMax));
   }
   CUSTOS_ASSIGN_OR_RETURN(cose::Statement statement, cose::parse_statement(bytes));
-  std::optional<crypto::PublicKey> key;
-  uint32_t roles = 0;
+  std::optional<KeyState> signer;
   {
     std::shared_lock lock(published_mu_);
     auto it = published_keys_.find(statement.header.kid);
@@ -166,11 +259,13 @@ Result<Admitted> Ledger::admit(ByteView bytes) const {
                                                " was revoked at log index " +
                                                std::to_string(it->second.revoked_index));
     }
-    key = it->second.key;
-    roles = it->second.roles;
+    signer = it->second;
   }
-  CUSTOS_RETURN_IF_ERROR(check_content(statement, roles));
-  CUSTOS_RETURN_IF_ERROR(cose::verify_statement(statement, *key));
+  const Rules* rules = config_.rules.get();
+  const bool by_rules = rules && rules->defines(statement.header.content_type);
+  CUSTOS_RETURN_IF_ERROR(check_content(statement, *signer, by_rules));
+  if (by_rules) CUSTOS_RETURN_IF_ERROR(rules->check(statement, *signer));
+  CUSTOS_RETURN_IF_ERROR(cose::verify_statement(statement, signer->key));
   Admitted out{std::move(statement), {}};
   out.id = crypto::sha256(out.statement.bytes);
   return out;
@@ -201,30 +296,19 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
     wb.put(Column::kNodes, records::node_key(n.level, n.index), n.hash);
   };
 
+  const uint64_t time_ms = std::max(context.time_ms, before.time_ms);  // never goes back
+  BlockRuleState rule_state(*store_);
   for (Admitted& a : batch) {
-    auto outcome = working_keys_.apply(a.statement, index);
-    if (!outcome.ok()) {
-      results.emplace_back(outcome.status());
+    auto reg = register_one(a, index, height, time_ms, rule_state, wb);
+    if (!reg.ok()) {
+      results.emplace_back(reg.status());
       continue;
     }
-    const cose::StatementHeader& h = a.statement.header;
-    Bytes index_key = records::be64_key(index);
-    wb.put(Column::kEntries, index_key, a.statement.bytes);
-    wb.put(Column::kEntryIds, a.id, records::EntryLocation{index, height}.encode());
-    wb.put(Column::kIndex, records::index_key(records::kIndexIssuer, h.issuer, index), {});
-    wb.put(Column::kIndex, records::index_key(records::kIndexSubject, h.subject, index), {});
-    wb.put(Column::kIndex, records::index_key(records::kIndexType, h.content_type, index), {});
-    Registered reg{a.id, index, height, std::nullopt};
-    if (outcome->gap()) {
-      Bytes gap_key{records::kIndexGap};
-      append_be64(gap_key, index);
-      wb.put(Column::kIndex, gap_key, gap_record(*outcome));
-      reg.gap = *outcome;
-    }
     frontier_.append(merkle::leaf_hash(a.statement.bytes), store_node);
-    results.emplace_back(reg);
+    results.emplace_back(std::move(reg).value());
     ++index;
   }
+  rule_state.write_to(wb);
   std::set<Hash256> changed = working_keys_.take_changed();
   for (const auto& [key, value] : context.meta) wb.put(Column::kMeta, as_view(key), value);
   if (index == before.log_size) {  // everything refused (or nothing given): no block
@@ -237,7 +321,7 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
   header.prev_hash = before.header_hash;
   header.log_size = index;
   header.root = frontier_.root();
-  header.time_ms = std::max(context.time_ms, before.time_ms);  // block times never go back
+  header.time_ms = time_ms;
   header.proposer = context.proposer;
   header.entry_count = index - before.log_size;
   BlockRecord record = seal_block(header, config_.node_key, config_.node_name);
@@ -263,6 +347,47 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
   return results;
 }
 
+Result<Registered> Ledger::register_one(Admitted& a, uint64_t index, uint64_t height,
+                                        uint64_t time_ms, BlockRuleState& rule_state,
+                                        storage::WriteBatch& wb) {
+  const cose::StatementHeader& h = a.statement.header;
+  CUSTOS_ASSIGN_OR_RETURN(const KeyState* signer, working_keys_.check_signer(h));
+  RuleOutcome rules_outcome;
+  StagedRuleState staged(rule_state);
+  if (const Rules* rules = config_.rules.get()) {
+    RuleContext ctx{index, time_ms, signer, &working_keys_};
+    CUSTOS_ASSIGN_OR_RETURN(rules_outcome, rules->apply(a.statement, ctx, staged));
+    assert(rules_outcome.refs.size() <= kRefsPerEntryMax);
+    assert(rules_outcome.flags.size() <= kFlagsPerEntryMax);
+  }
+  CUSTOS_ASSIGN_OR_RETURN(SequenceOutcome seq,
+                          working_keys_.apply(a.statement, index, rules_outcome.register_keys,
+                                              rules_outcome.revoke_keys));
+  rule_state.absorb(staged.writes());
+
+  Bytes index_key = records::be64_key(index);
+  wb.put(Column::kEntries, index_key, a.statement.bytes);
+  wb.put(Column::kEntryIds, a.id, records::EntryLocation{index, height}.encode());
+  wb.put(Column::kIndex, records::index_key(records::kIndexIssuer, h.issuer, index), {});
+  wb.put(Column::kIndex, records::index_key(records::kIndexSubject, h.subject, index), {});
+  wb.put(Column::kIndex, records::index_key(records::kIndexType, h.content_type, index), {});
+  Registered reg{a.id, index, height, std::nullopt, {}};
+  if (seq.gap()) {
+    Bytes gap_key{records::kIndexGap};
+    append_be64(gap_key, index);
+    wb.put(Column::kIndex, gap_key, gap_record(seq));
+    reg.gap = seq;
+  }
+  for (const auto& ref : rules_outcome.refs)
+    wb.put(Column::kIndex, records::index_key(records::kIndexRef, ref, index), {});
+  for (const auto& flag : rules_outcome.flags)
+    wb.put(Column::kIndex, records::index_key(records::kIndexFlag, flag_code(flag), index), {});
+  if (!rules_outcome.refs.empty() || !rules_outcome.flags.empty())
+    wb.put(Column::kIndex, annotations_key(index), annotations_record(rules_outcome));
+  reg.flags = std::move(rules_outcome.flags);
+  return reg;
+}
+
 Head Ledger::head() const {
   std::shared_lock lock(published_mu_);
   return head_;
@@ -279,6 +404,25 @@ Result<KeyState> Ledger::key(const Hash256& kid) const {
   if (it == published_keys_.end())
     return error(ErrorCode::kNotFound, "kid " + to_hex(kid) + " is not registered");
   return it->second;
+}
+
+std::vector<std::pair<Hash256, KeyState>> Ledger::keys() const {
+  std::shared_lock lock(published_mu_);
+  return {published_keys_.begin(), published_keys_.end()};
+}
+
+Result<Bytes> Ledger::rule_record(ByteView key) const {
+  return store_->get(Column::kDomain, key);
+}
+
+Status Ledger::scan_rule_records(
+    ByteView prefix, const std::function<bool(ByteView key, ByteView value)>& visit) const {
+  // The end of the prefix range: the prefix with its last byte below 0xff
+  // incremented (an all-0xff prefix scans to the end of the column).
+  Bytes end(prefix.begin(), prefix.end());
+  while (!end.empty() && end.back() == 0xff) end.pop_back();
+  if (!end.empty()) ++end.back();
+  return store_->scan(Column::kDomain, prefix, end, visit);
 }
 
 Result<BlockRecord> Ledger::block(uint64_t height) const {
@@ -319,6 +463,13 @@ Result<EntryInfo> Ledger::entry_from_bytes(const Hash256& id, uint64_t index, ui
     auto v = cbor::decode(*gap);
     if (v.ok() && v->is(cbor::Type::kArray) && v->as_array().size() == 2) {
       info.gap = SequenceOutcome{v->as_array()[0].as_uint(), v->as_array()[1].as_uint()};
+    }
+  }
+  if (auto notes = store_->get(Column::kIndex, annotations_key(index)); notes.ok()) {
+    auto v = cbor::decode(*notes);
+    if (v.ok() && v->is(cbor::Type::kMap)) {
+      info.refs = texts_of(*v, "refs");
+      info.flags = texts_of(*v, "flags");
     }
   }
   return info;
@@ -524,10 +675,16 @@ Result<QueryPage> Ledger::query(const Query& q) const {
   QueryPage page;
   if (begin >= end) return page;
 
+  const auto has = [](const std::vector<std::string>& v, std::string_view x, bool code_only) {
+    return std::any_of(v.begin(), v.end(), [&](const std::string& t) {
+      return code_only ? flag_code(t) == x : t == x;
+    });
+  };
   auto matches = [&](const EntryInfo& e) {
     return (!q.issuer || e.header.issuer == *q.issuer) &&
            (!q.subject || e.header.subject == *q.subject) &&
-           (!q.content_type || e.header.content_type == *q.content_type);
+           (!q.content_type || e.header.content_type == *q.content_type) &&
+           (!q.ref || has(e.refs, *q.ref, false)) && (!q.flag || has(e.flags, *q.flag, true));
   };
   Status failure;
   size_t scanned = 0;
@@ -548,7 +705,11 @@ Result<QueryPage> Ledger::query(const Query& q) const {
 
   // Use the most selective index the query names; filter the rest per entry.
   std::optional<Bytes> prefix;
-  if (q.issuer)
+  if (q.ref)
+    prefix = records::index_prefix(records::kIndexRef, *q.ref);
+  else if (q.flag)
+    prefix = records::index_prefix(records::kIndexFlag, *q.flag);
+  else if (q.issuer)
     prefix = records::index_prefix(records::kIndexIssuer, *q.issuer);
   else if (q.subject)
     prefix = records::index_prefix(records::kIndexSubject, *q.subject);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "ledger/genesis.h"
 #include "ledger/key_registry.h"
 #include "ledger/records.h"
+#include "ledger/rules.h"
 #include "merkle/merkle.h"
 #include "storage/store.h"
 
@@ -33,6 +35,9 @@ struct LedgerConfig {
   crypto::PrivateKey node_key;
   Genesis genesis;
   storage::Options storage;
+  // Rules beyond the core policy (the health domain); null for the bare
+  // ledger. Every node of a consortium must run the same rules.
+  std::shared_ptr<const Rules> rules;
 };
 
 // A statement that passed the stateless half of the policy.
@@ -46,6 +51,7 @@ struct Registered {
   uint64_t index = 0;
   uint64_t height = 0;
   std::optional<SequenceOutcome> gap;  // set when sequence numbers were skipped
+  std::vector<std::string> flags;      // accepted but noteworthy (rules.h)
 };
 
 struct EntryInfo {
@@ -56,6 +62,8 @@ struct EntryInfo {
   Bytes statement;
   cose::StatementHeader header;
   std::optional<SequenceOutcome> gap;
+  std::vector<std::string> refs;   // what the entry concerns (rules.h)
+  std::vector<std::string> flags;  // accepted but noteworthy (rules.h)
 };
 
 struct Head {
@@ -70,6 +78,8 @@ struct Query {
   std::optional<std::string> issuer;
   std::optional<std::string> subject;
   std::optional<std::string> content_type;
+  std::optional<std::string> ref;   // entries the rules say concern it, e.g. "device:pump-17"
+  std::optional<std::string> flag;  // entries flagged with this code, e.g. "sequence-gap"
   std::optional<uint64_t> from_ms;  // registration time, inclusive
   std::optional<uint64_t> to_ms;    // registration time, exclusive
   uint64_t cursor = 0;              // first log index to consider
@@ -101,6 +111,8 @@ struct NodeSignature {
   Bytes protected_bytes;
   Bytes signature;
 };
+
+class BlockRuleState;  // ledger.cc: the rules' writes of the block being built
 
 class Ledger {
  public:
@@ -151,6 +163,15 @@ class Ledger {
   Result<cose::ConsistencyProof> consistency(uint64_t size1, uint64_t size2) const;
   Result<QueryPage> query(const Query& q) const;
   Result<KeyState> key(const Hash256& kid) const;
+  // Every key record (published copy), for listings.
+  std::vector<std::pair<Hash256, KeyState>> keys() const;
+
+  // The rules' records (Column::kDomain) as of the newest written block:
+  // kNotFound when absent. Scans visit keys starting with `prefix` in order.
+  Result<Bytes> rule_record(ByteView key) const;
+  Status scan_rule_records(ByteView prefix,
+                           const std::function<bool(ByteView key, ByteView value)>& visit) const;
+  const Rules* rules() const { return config_.rules.get(); }
 
   const Genesis& genesis() const { return config_.genesis; }
   const crypto::PublicKey& node_public_key() const { return config_.node_key.public_key(); }
@@ -167,6 +188,10 @@ class Ledger {
   Result<EntryInfo> entry_from_bytes(const Hash256& id, uint64_t index, uint64_t height,
                                      Bytes bytes) const;
   Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
+  // Stage 2 for one statement: the core key registry and the rules; on
+  // acceptance the entry's records are added to `wb`.
+  Result<Registered> register_one(Admitted& a, uint64_t index, uint64_t height, uint64_t time_ms,
+                                  BlockRuleState& rule_state, storage::WriteBatch& wb);
   Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q,
                                                              const Head& head) const;
   Result<std::vector<NodeSignature>> receipt_signatures(uint64_t height) const;

@@ -1,19 +1,37 @@
 #include "ledger/policy.h"
 
+#include <iterator>
+
 #include "crypto/keys.h"
+#include "ledger/key_registry.h"
 
 namespace custos::ledger {
 
 using cbor::Value;
 
+namespace {
+struct RoleName {
+  Role role;
+  const char* name;
+};
+constexpr RoleName kRoleNames[] = {
+    {kRoleAdmin, "admin"},        {kRoleIssuer, "issuer"},         {kRoleOpaque, "opaque"},
+    {kRoleOrgAdmin, "org-admin"}, {kRolePrescriber, "prescriber"}, {kRolePharmacist, "pharmacist"},
+    {kRoleNurse, "nurse"},        {kRoleBiomed, "biomed"},         {kRoleGateway, "gateway"},
+    {kRoleAuditor, "auditor"},    {kRoleDevice, "device"},
+};
+static_assert(std::size(kRoleNames) == kRoleCount);
+
+std::string all_role_names() {
+  std::string out;
+  for (const auto& r : kRoleNames) out += std::string(out.empty() ? "" : ", ") + r.name;
+  return out;
+}
+}  // namespace
+
 const char* role_name(Role role) {
-  switch (role) {
-    case kRoleAdmin:
-      return "admin";
-    case kRoleIssuer:
-      return "issuer";
-    case kRoleOpaque:
-      return "opaque";
+  for (const auto& r : kRoleNames) {
+    if (r.role == role) return r.name;
   }
   return "?";
 }
@@ -21,14 +39,14 @@ const char* role_name(Role role) {
 Result<uint32_t> roles_from_names(const std::vector<std::string>& names) {
   uint32_t roles = 0;
   for (const auto& n : names) {
-    if (n == "admin")
-      roles |= kRoleAdmin;
-    else if (n == "issuer")
-      roles |= kRoleIssuer;
-    else if (n == "opaque")
-      roles |= kRoleOpaque;
-    else
-      return error(ErrorCode::kInvalidArgument, "unknown role '" + n + "' (admin, issuer, opaque)");
+    uint32_t bit = 0;
+    for (const auto& r : kRoleNames) {
+      if (n == r.name) bit = r.role;
+    }
+    if (bit == 0)
+      return error(ErrorCode::kInvalidArgument,
+                   "unknown role '" + n + "' (" + all_role_names() + ")");
+    roles |= bit;
   }
   if (roles == 0) return error(ErrorCode::kInvalidArgument, "a key needs at least one role");
   return roles;
@@ -36,10 +54,27 @@ Result<uint32_t> roles_from_names(const std::vector<std::string>& names) {
 
 std::vector<std::string> role_names(uint32_t roles) {
   std::vector<std::string> out;
-  for (Role r : {kRoleAdmin, kRoleIssuer, kRoleOpaque}) {
-    if (roles & r) out.emplace_back(role_name(r));
+  for (const auto& r : kRoleNames) {
+    if (roles & r.role) out.emplace_back(r.name);
   }
   return out;
+}
+
+Status check_org_id(std::string_view org) {
+  if (org.empty() || org.size() > kOrgIdBytesMax) {
+    return error(ErrorCode::kMalformed,
+                 "organisation id must be 1 to " + std::to_string(kOrgIdBytesMax) + " characters");
+  }
+  for (size_t i = 0; i < org.size(); ++i) {
+    const char c = org[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '-' && c != '.'))) {
+      return error(ErrorCode::kMalformed, "organisation id '" + std::string(org) +
+                                              "' may hold only a-z, 0-9, '-' and '.', "
+                                              "starting with a letter or digit");
+    }
+  }
+  return Status();
 }
 
 cbor::Value key_registration_payload(const KeyRegistration& reg) {
@@ -48,7 +83,15 @@ cbor::Value key_registration_payload(const KeyRegistration& reg) {
   cbor::Map m;
   m.emplace_back(cbor::text("key"), Value::bytes(ByteView(reg.spki_der)));
   m.emplace_back(cbor::text("name"), cbor::text(reg.name));
+  if (!reg.org.empty()) m.emplace_back(cbor::text("org"), cbor::text(reg.org));
   m.emplace_back(cbor::text("roles"), Value::array(std::move(roles)));
+  return Value::map(std::move(m));
+}
+
+cbor::Value key_rotation_payload(const KeyRotation& rot) {
+  cbor::Map m;
+  m.emplace_back(cbor::text("key"), Value::bytes(ByteView(rot.spki_der)));
+  m.emplace_back(cbor::text("reason"), cbor::text(rot.reason));
   return Value::map(std::move(m));
 }
 
@@ -74,6 +117,21 @@ Result<std::string> text_field(const Value& map, const char* key, size_t max_byt
   return v->as_text();
 }
 
+// A public key field: a bstr holding SPKI DER that parses as a supported key.
+Result<Bytes> spki_field(const Value& map, const char* what) {
+  const Value* key = map.find("key");
+  if (!key || !key->is(cbor::Type::kBytes) || key->as_bytes().size() > kSpkiBytesMax) {
+    return error(ErrorCode::kMalformed, std::string(what) +
+                                            ": 'key' must be a bstr (SPKI DER) of at most " +
+                                            std::to_string(kSpkiBytesMax) + " bytes");
+  }
+  auto parsed = crypto::PublicKey::from_spki_der(key->as_bytes());
+  if (!parsed.ok())
+    return error(ErrorCode::kMalformed,
+                 std::string(what) + ": 'key': " + parsed.status().message());
+  return key->as_bytes();
+}
+
 Status only_fields(const Value& map, std::initializer_list<const char*> allowed, const char* what) {
   for (const auto& [k, v] : map.as_map()) {
     bool ok = false;
@@ -93,18 +151,16 @@ Result<KeyRegistration> parse_key_registration(ByteView payload) {
   CUSTOS_ASSIGN_OR_RETURN(Value v, cbor::decode(payload));
   if (!v.is(cbor::Type::kMap))
     return error(ErrorCode::kMalformed, "key registration: payload must be a map");
-  CUSTOS_RETURN_IF_ERROR(only_fields(v, {"key", "name", "roles"}, kWhat));
+  CUSTOS_RETURN_IF_ERROR(only_fields(v, {"key", "name", "org", "roles"}, kWhat));
   KeyRegistration reg;
-  const Value* key = v.find("key");
-  if (!key || !key->is(cbor::Type::kBytes) || key->as_bytes().size() > kSpkiBytesMax) {
-    return error(ErrorCode::kMalformed,
-                 "key registration: 'key' must be a bstr (SPKI DER) of at most 512 bytes");
-  }
-  auto parsed = crypto::PublicKey::from_spki_der(key->as_bytes());
-  if (!parsed.ok())
-    return error(ErrorCode::kMalformed, "key registration: 'key': " + parsed.status().message());
-  reg.spki_der = key->as_bytes();
+  CUSTOS_ASSIGN_OR_RETURN(reg.spki_der, spki_field(v, kWhat));
   CUSTOS_ASSIGN_OR_RETURN(reg.name, text_field(v, "name", kKeyNameBytesMax, kWhat));
+  if (v.find("org")) {
+    CUSTOS_ASSIGN_OR_RETURN(reg.org, text_field(v, "org", kOrgIdBytesMax, kWhat));
+    Status org_ok = check_org_id(reg.org);
+    if (!org_ok.ok())
+      return error(ErrorCode::kMalformed, "key registration: 'org': " + org_ok.message());
+  }
   const Value* roles = v.find("roles");
   if (!roles || !roles->is(cbor::Type::kArray) || roles->as_array().empty() ||
       roles->as_array().size() > 8) {
@@ -140,16 +196,50 @@ Result<KeyRevocation> parse_key_revocation(ByteView payload) {
   return rev;
 }
 
-Status check_content(const cose::Statement& statement, uint32_t signer_roles) {
+Result<KeyRotation> parse_key_rotation(ByteView payload) {
+  constexpr const char* kWhat = "key rotation";
+  CUSTOS_ASSIGN_OR_RETURN(Value v, cbor::decode(payload));
+  if (!v.is(cbor::Type::kMap))
+    return error(ErrorCode::kMalformed, "key rotation: payload must be a map");
+  CUSTOS_RETURN_IF_ERROR(only_fields(v, {"key", "reason"}, kWhat));
+  KeyRotation rot;
+  CUSTOS_ASSIGN_OR_RETURN(rot.spki_der, spki_field(v, kWhat));
+  CUSTOS_ASSIGN_OR_RETURN(rot.reason, text_field(v, "reason", kRevokeReasonBytesMax, kWhat));
+  return rot;
+}
+
+namespace {
+Status check_key_registration(const cose::Statement& statement, const KeyState& signer) {
+  CUSTOS_ASSIGN_OR_RETURN(KeyRegistration reg, parse_key_registration(statement.payload()));
+  if (signer.roles & kRoleAdmin) return Status();
+  // An organisation administrator: only keys of its own organisation, and
+  // never roles that reach beyond it.
+  if (signer.org.empty() || reg.org != signer.org) {
+    return error(ErrorCode::kPolicy,
+                 "an org-admin key may only register keys of its own organisation '" + signer.org +
+                     "' ('org' is '" + reg.org + "')");
+  }
+  if (reg.roles & kRolesConsortiumOnly) {
+    return error(ErrorCode::kPolicy,
+                 "roles admin and opaque can only be granted by a consortium administrator");
+  }
+  return Status();
+}
+}  // namespace
+
+Status check_content(const cose::Statement& statement, const KeyState& signer,
+                     bool defined_elsewhere) {
   const std::string& type = statement.header.content_type;
+  const uint32_t signer_roles = signer.roles;
   if (type == kTypeKeyRegister || type == kTypeKeyRevoke) {
-    if (!(signer_roles & kRoleAdmin)) {
+    if (!(signer_roles & (kRoleAdmin | kRoleOrgAdmin))) {
       return error(ErrorCode::kPolicy,
-                   "content type " + type + " may only be signed by an admin key");
+                   "content type " + type + " may only be signed by an admin or org-admin key");
     }
-    if (type == kTypeKeyRegister) return parse_key_registration(statement.payload()).status();
+    if (type == kTypeKeyRegister) return check_key_registration(statement, signer);
     return parse_key_revocation(statement.payload()).status();
   }
+  if (type == kTypeKeyRotate) return parse_key_rotation(statement.payload()).status();
   if (type == kTypeCbor) {
     if (!(signer_roles & (kRoleIssuer | kRoleOpaque))) {
       return error(ErrorCode::kPolicy, "the signing key has no issuer role");
@@ -159,7 +249,7 @@ Status check_content(const cose::Statement& statement, uint32_t signer_roles) {
       return error(ErrorCode::kMalformed, "payload: " + decoded.status().message());
     return Status();
   }
-  if (signer_roles & kRoleOpaque) return Status();
+  if (defined_elsewhere || (signer_roles & kRoleOpaque)) return Status();
   return error(ErrorCode::kPolicy,
                "unknown content type '" + type + "' and the signing key has no opaque role");
 }

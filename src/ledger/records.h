@@ -17,7 +17,12 @@ inline constexpr std::string_view kMetaHead = "head";  // be64(height of the new
 inline constexpr uint8_t kIndexIssuer = 'i';
 inline constexpr uint8_t kIndexSubject = 's';
 inline constexpr uint8_t kIndexType = 't';
-inline constexpr uint8_t kIndexGap = 'g';  // be64(index) -> CBOR [expected, got]
+inline constexpr uint8_t kIndexGap = 'g';   // be64(index) -> CBOR [expected, got]
+inline constexpr uint8_t kIndexRef = 'r';   // what an entry concerns (rules.h)
+inline constexpr uint8_t kIndexFlag = 'f';  // flag code (text before ':')
+// be64(index) -> CBOR {"refs": [* tstr], "flags": [* tstr]}, only for entries
+// that have either.
+inline constexpr uint8_t kAnnotations = 'a';
 inline constexpr size_t kIndexValueHashBytes = 8;
 
 inline Bytes be64_key(uint64_t v) {

@@ -64,6 +64,8 @@ const char* column_name(Column column) {
       return "indexes";
     case Column::kKeys:
       return "keys";
+    case Column::kDomain:
+      return "domain";
     case Column::kReceiptSigs:
       return "receipt_sigs";
     case Column::kConsensus:

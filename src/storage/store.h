@@ -23,8 +23,9 @@ enum class Column : int {
   kKeys,         // issuer key records and per-key sequence state
   kReceiptSigs,  // be64(height) || be32(node index) -> that node's receipt signature
   kConsensus,    // the node's consensus state: safety rules, blocks voted for
+  kDomain,       // state of the domain rules (organisations, devices, orders, ...)
 };
-inline constexpr int kColumnCount = 9;
+inline constexpr int kColumnCount = 10;
 const char* column_name(Column column);
 
 struct Options {

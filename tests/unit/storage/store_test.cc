@@ -79,9 +79,9 @@ Pairs scan_back(const Store& store, Column column, std::string_view start,
   return out;
 }
 
-const Column kAllColumns[] = {Column::kMeta,  Column::kEntries,     Column::kEntryIds,
-                              Column::kNodes, Column::kBlocks,      Column::kIndex,
-                              Column::kKeys,  Column::kReceiptSigs, Column::kConsensus};
+const Column kAllColumns[] = {
+    Column::kMeta,  Column::kEntries, Column::kEntryIds,    Column::kNodes,     Column::kBlocks,
+    Column::kIndex, Column::kKeys,    Column::kReceiptSigs, Column::kConsensus, Column::kDomain};
 
 TEST(StoreTest, ColumnNamesAreDistinct) {
   std::set<std::string> names;

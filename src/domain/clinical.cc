@@ -1,0 +1,9 @@
+#include "domain/rules.h"
+
+namespace custos::domain {
+
+std::span<const TypeRule> record_rules() {
+  return {};
+}
+
+}  // namespace custos::domain
