@@ -104,17 +104,49 @@ class StagedRuleState : public RuleState {
 };
 }  // namespace
 
+// Recently read or written rule records (a value, or nullopt for "absent"),
+// so execution does not go to RocksDB for the same few devices, orders and
+// organisations statement after statement. Sequencer thread only. Updated
+// only with what a block durably wrote, so it never differs from the store.
+class RuleRecordCache {
+ public:
+  static constexpr size_t kRecordsMax = 1 << 16;
+
+  const std::optional<Bytes>* find(const Bytes& key) const {
+    auto it = records_.find(key);
+    return it == records_.end() ? nullptr : &it->second;
+  }
+  void put(const Bytes& key, std::optional<Bytes> value) {
+    // Crude but bounded: start over when full. The working set (devices and
+    // orders active now) is far smaller than the bound.
+    if (records_.size() >= kRecordsMax && !records_.count(key)) records_.clear();
+    records_[key] = std::move(value);
+  }
+  void clear() { records_.clear(); }
+
+ private:
+  std::map<Bytes, std::optional<Bytes>> records_;
+};
+
 // The rules' writes of the block being built, over the stored records.
 class BlockRuleState : public RuleState {
  public:
-  explicit BlockRuleState(const storage::Store& store) : store_(store) {}
+  BlockRuleState(const storage::Store& store, RuleRecordCache& cache)
+      : store_(store), cache_(cache) {}
   Result<std::optional<Bytes>> get(ByteView key) const override {
-    auto it = writes_.find(Bytes(key.begin(), key.end()));
+    Bytes k(key.begin(), key.end());
+    auto it = writes_.find(k);
     if (it != writes_.end()) return it->second;
+    if (const auto* cached = cache_.find(k)) return *cached;
     auto stored = store_.get(Column::kDomain, key);
-    if (stored.ok()) return std::optional<Bytes>(std::move(stored).value());
-    if (stored.status().code() == ErrorCode::kNotFound) return std::optional<Bytes>();
-    return stored.status();
+    std::optional<Bytes> value;
+    if (stored.ok()) {
+      value = std::move(stored).value();
+    } else if (stored.status().code() != ErrorCode::kNotFound) {
+      return stored.status();
+    }
+    cache_.put(k, value);
+    return value;
   }
   void put(ByteView key, ByteView value) override {
     writes_[Bytes(key.begin(), key.end())] = Bytes(value.begin(), value.end());
@@ -132,13 +164,20 @@ class BlockRuleState : public RuleState {
         wb.remove(Column::kDomain, k);
     }
   }
+  // After the block's batch is durably written.
+  void written() {
+    for (auto& [k, v] : writes_) cache_.put(k, std::move(v));
+    writes_.clear();
+  }
 
  private:
   const storage::Store& store_;
+  RuleRecordCache& cache_;
   RuleWrites writes_;
 };
 
-Ledger::Ledger(LedgerConfig config) : config_(std::move(config)) {}
+Ledger::Ledger(LedgerConfig config)
+    : config_(std::move(config)), rule_cache_(std::make_unique<RuleRecordCache>()) {}
 Ledger::~Ledger() {
   // A clean stop flushes the memtables, so the next start need not replay
   // the write-ahead log and the files on disk hold the data at rest.
@@ -297,7 +336,7 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
   };
 
   const uint64_t time_ms = std::max(context.time_ms, before.time_ms);  // never goes back
-  BlockRuleState rule_state(*store_);
+  BlockRuleState rule_state(*store_, *rule_cache_);
   for (Admitted& a : batch) {
     auto reg = register_one(a, index, height, time_ms, rule_state, wb);
     if (!reg.ok()) {
@@ -339,8 +378,10 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
     // than acknowledge anything that may not be there after a restart.
     failed_ = true;
     frontier_ = frontier_before;
+    rule_cache_->clear();
     return written;
   }
+  rule_state.written();
   std::unique_lock lock(published_mu_);
   for (const auto& kid : changed) published_keys_[kid] = *working_keys_.find(kid);
   head_ = head_of(record);

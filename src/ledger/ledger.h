@@ -112,7 +112,8 @@ struct NodeSignature {
   Bytes signature;
 };
 
-class BlockRuleState;  // ledger.cc: the rules' writes of the block being built
+class BlockRuleState;   // ledger.cc: the rules' writes of the block being built
+class RuleRecordCache;  // ledger.cc: recently used rule records
 
 class Ledger {
  public:
@@ -206,6 +207,7 @@ class Ledger {
   // Sequencer-only state.
   KeyRegistry working_keys_;
   merkle::Frontier frontier_;
+  std::unique_ptr<RuleRecordCache> rule_cache_;
   std::atomic<bool> failed_{false};
 
   // Published state, read by any thread.
