@@ -192,7 +192,6 @@ class Auditor {
     rule_state_.commit();
     keys_.take_changed();
     if (outcome->gap()) ++report_->sequence_gaps;
-    if (rules_) CUSTOS_RETURN_IF_ERROR(check_annotations(height, index, decided));
 
     const Hash256 id = crypto::sha256(*bytes);
     auto loc = store_.get(Column::kEntryIds, id);
@@ -201,6 +200,7 @@ class Auditor {
     if (!decoded.ok() || decoded->index != index || decoded->height != height) {
       return fail(height, where + ": id map does not point back to it");
     }
+    if (rules_) CUSTOS_RETURN_IF_ERROR(check_annotations(height, index, id, decided));
     const merkle::Hash leaf = merkle::leaf_hash(*bytes);
     // Every inner node this entry completes must be stored as computed too:
     // receipts and consistency proofs are served from them, so a wrong or
@@ -219,18 +219,21 @@ class Auditor {
     return Status();
   }
 
-  // The refs and flags stored with an entry are the ones the rules decide.
-  Status check_annotations(uint64_t height, uint64_t index, const RuleOutcome& decided) {
-    Bytes key{records::kAnnotations};
-    append_be64(key, index);
-    auto stored = store_.get(Column::kIndex, key);
+  // The refs and flags stored with an entry (in its id map record) are the
+  // ones the rules decide, and each is in its index.
+  Status check_annotations(uint64_t height, uint64_t index, const Hash256& id,
+                           const RuleOutcome& decided) {
+    auto loc_bytes = store_.get(Column::kEntryIds, id);
+    auto loc = loc_bytes.ok() ? records::EntryLocation::decode(*loc_bytes)
+                              : Result<records::EntryLocation>(loc_bytes.status());
+    if (!loc.ok()) return fail(height, "entry " + std::to_string(index) + ": id map unreadable");
     const bool expected = !decided.refs.empty() || !decided.flags.empty();
-    if (!stored.ok()) {
+    if (loc->annotations.empty()) {
       if (!expected) return Status();
       return fail(height, "entry " + std::to_string(index) + ": its refs and flags are missing");
     }
     std::vector<std::string> refs, flags;
-    auto v = cbor::decode(*stored);
+    auto v = cbor::decode(loc->annotations);
     if (v.ok() && v->is(cbor::Type::kMap)) {
       for (auto [field, out] : {std::pair{"refs", &refs}, std::pair{"flags", &flags}}) {
         const cbor::Value* a = v->find(field);
@@ -243,6 +246,11 @@ class Auditor {
     if (!expected || refs != decided.refs || flags != decided.flags)
       return fail(height, "entry " + std::to_string(index) +
                               ": stored refs or flags differ from the rules'");
+    for (const auto& r : refs) {
+      if (!store_.get(Column::kIndex, records::index_key(records::kIndexRef, r, index)).ok())
+        return fail(height,
+                    "entry " + std::to_string(index) + ": ref index of '" + r + "' missing");
+    }
     if (!flags.empty()) ++report_->flagged_entries;
     return Status();
   }

@@ -45,12 +45,6 @@ Bytes gap_record(const SequenceOutcome& gap) {
   return cbor::encode(cbor::Value::array(std::move(a)));
 }
 
-Bytes annotations_key(uint64_t index) {
-  Bytes k{records::kAnnotations};
-  append_be64(k, index);
-  return k;
-}
-
 cbor::Value text_array(const std::vector<std::string>& texts) {
   cbor::Array a;
   a.reserve(texts.size());
@@ -59,6 +53,7 @@ cbor::Value text_array(const std::vector<std::string>& texts) {
 }
 
 Bytes annotations_record(const RuleOutcome& o) {
+  if (o.refs.empty() && o.flags.empty()) return {};
   cbor::Map m;
   m.emplace_back(cbor::text("flags"), text_array(o.flags));
   m.emplace_back(cbor::text("refs"), text_array(o.refs));
@@ -408,7 +403,8 @@ Result<Registered> Ledger::register_one(Admitted& a, uint64_t index, uint64_t he
 
   Bytes index_key = records::be64_key(index);
   wb.put(Column::kEntries, index_key, a.statement.bytes);
-  wb.put(Column::kEntryIds, a.id, records::EntryLocation{index, height}.encode());
+  wb.put(Column::kEntryIds, a.id,
+         records::EntryLocation{index, height, annotations_record(rules_outcome)}.encode());
   wb.put(Column::kIndex, records::index_key(records::kIndexIssuer, h.issuer, index), {});
   wb.put(Column::kIndex, records::index_key(records::kIndexSubject, h.subject, index), {});
   wb.put(Column::kIndex, records::index_key(records::kIndexType, h.content_type, index), {});
@@ -423,8 +419,6 @@ Result<Registered> Ledger::register_one(Admitted& a, uint64_t index, uint64_t he
     wb.put(Column::kIndex, records::index_key(records::kIndexRef, ref, index), {});
   for (const auto& flag : rules_outcome.flags)
     wb.put(Column::kIndex, records::index_key(records::kIndexFlag, flag_code(flag), index), {});
-  if (!rules_outcome.refs.empty() || !rules_outcome.flags.empty())
-    wb.put(Column::kIndex, annotations_key(index), annotations_record(rules_outcome));
   reg.flags = std::move(rules_outcome.flags);
   return reg;
 }
@@ -477,18 +471,21 @@ Result<BlockRecord> Ledger::block(uint64_t height) const {
   return BlockRecord::decode(*bytes);
 }
 
-Result<EntryInfo> Ledger::entry_by_location(const Hash256& id, uint64_t index,
-                                            uint64_t height) const {
+Result<EntryInfo> Ledger::entry_by_location(const Hash256& id,
+                                            const records::EntryLocation& loc) const {
+  const uint64_t index = loc.index;
   CUSTOS_ASSIGN_OR_RETURN(Bytes bytes, store_->get(Column::kEntries, records::be64_key(index)));
   if (crypto::sha256(bytes) != id) {
     return error(ErrorCode::kCorruption,
                  "entry " + std::to_string(index) + " does not match its id");
   }
-  return entry_from_bytes(id, index, height, std::move(bytes));
+  return entry_from_bytes(id, loc, std::move(bytes));
 }
 
-Result<EntryInfo> Ledger::entry_from_bytes(const Hash256& id, uint64_t index, uint64_t height,
+Result<EntryInfo> Ledger::entry_from_bytes(const Hash256& id, const records::EntryLocation& loc,
                                            Bytes bytes) const {
+  const uint64_t index = loc.index;
+  const uint64_t height = loc.height;
   CUSTOS_ASSIGN_OR_RETURN(cose::Statement st, cose::parse_statement(bytes));
   CUSTOS_ASSIGN_OR_RETURN(BlockRecord b, block(height));
   EntryInfo info;
@@ -506,8 +503,8 @@ Result<EntryInfo> Ledger::entry_from_bytes(const Hash256& id, uint64_t index, ui
       info.gap = SequenceOutcome{v->as_array()[0].as_uint(), v->as_array()[1].as_uint()};
     }
   }
-  if (auto notes = store_->get(Column::kIndex, annotations_key(index)); notes.ok()) {
-    auto v = cbor::decode(*notes);
+  if (!loc.annotations.empty()) {
+    auto v = cbor::decode(loc.annotations);
     if (v.ok() && v->is(cbor::Type::kMap)) {
       info.refs = texts_of(*v, "refs");
       info.flags = texts_of(*v, "flags");
@@ -529,7 +526,7 @@ Result<records::EntryLocation> Ledger::locate(const Hash256& id) const {
 
 Result<EntryInfo> Ledger::entry(const Hash256& id) const {
   CUSTOS_ASSIGN_OR_RETURN(records::EntryLocation loc, locate(id));
-  return entry_by_location(id, loc.index, loc.height);
+  return entry_by_location(id, loc);
 }
 
 Result<EntryInfo> Ledger::entry_at(uint64_t index) const {
@@ -544,7 +541,7 @@ Result<EntryInfo> Ledger::entry_at(uint64_t index) const {
     return error(ErrorCode::kCorruption,
                  "entry " + std::to_string(index) + " does not match its id");
   }
-  return entry_from_bytes(id, index, loc.height, std::move(bytes));
+  return entry_from_bytes(id, loc, std::move(bytes));
 }
 
 Result<Bytes> Ledger::receipt(const Hash256& id) const {

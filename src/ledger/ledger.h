@@ -186,9 +186,9 @@ class Ledger {
   Status load();
   Result<records::EntryLocation> locate(const Hash256& id) const;
   // Builds the answer from entry bytes already read (and checked against id).
-  Result<EntryInfo> entry_from_bytes(const Hash256& id, uint64_t index, uint64_t height,
+  Result<EntryInfo> entry_from_bytes(const Hash256& id, const records::EntryLocation& loc,
                                      Bytes bytes) const;
-  Result<EntryInfo> entry_by_location(const Hash256& id, uint64_t index, uint64_t height) const;
+  Result<EntryInfo> entry_by_location(const Hash256& id, const records::EntryLocation& loc) const;
   // Stage 2 for one statement: the core key registry and the rules; on
   // acceptance the entry's records are added to `wb`.
   Result<Registered> register_one(Admitted& a, uint64_t index, uint64_t height, uint64_t time_ms,

@@ -20,9 +20,6 @@ inline constexpr uint8_t kIndexType = 't';
 inline constexpr uint8_t kIndexGap = 'g';   // be64(index) -> CBOR [expected, got]
 inline constexpr uint8_t kIndexRef = 'r';   // what an entry concerns (rules.h)
 inline constexpr uint8_t kIndexFlag = 'f';  // flag code (text before ':')
-// be64(index) -> CBOR {"refs": [* tstr], "flags": [* tstr]}, only for entries
-// that have either.
-inline constexpr uint8_t kAnnotations = 'a';
 inline constexpr size_t kIndexValueHashBytes = 8;
 
 inline Bytes be64_key(uint64_t v) {
@@ -56,20 +53,27 @@ inline Bytes key_record_key(const Hash256& kid) {
   return k;
 }
 
-// entry id -> where the entry is.
+// entry id -> where the entry is, and what the domain rules said of it:
+// be64 index || be64 height || optional CBOR {"flags": [* tstr], "refs": [* tstr]}.
+// The annotations ride in this record (read anyway to find an entry) rather
+// than in one of their own: one record fewer per annotated entry.
 struct EntryLocation {
   uint64_t index = 0;
   uint64_t height = 0;
+  Bytes annotations;  // empty when the rules said nothing
+
   Bytes encode() const {
     Bytes out;
+    out.reserve(16 + annotations.size());
     append_be64(out, index);
     append_be64(out, height);
+    out.insert(out.end(), annotations.begin(), annotations.end());
     return out;
   }
   static Result<EntryLocation> decode(ByteView b) {
-    if (b.size() != 16)
-      return error(ErrorCode::kCorruption, "entry location record has the wrong size");
-    return EntryLocation{read_be64(b.data()), read_be64(b.data() + 8)};
+    if (b.size() < 16) return error(ErrorCode::kCorruption, "entry location record is too short");
+    return EntryLocation{read_be64(b.data()), read_be64(b.data() + 8),
+                         Bytes(b.begin() + 16, b.end())};
   }
 };
 
