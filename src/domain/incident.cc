@@ -213,9 +213,12 @@ class Reader {
     const std::string reason = text_field(p, "reason");
     s.revoked_index = index;
     s.revoked_ms = e.registered_ms;
-    if (type == ledger::kTypeKeyRevoke)
-      s.revoked_how = "revoked by " + e.header.issuer + (reason.empty() ? "" : ": " + reason);
-    else if (type == ledger::kTypeKeyRotate)
+    if (type == ledger::kTypeKeyRevoke) {
+      // Named as the registry knows the revoking key, not by its iss claim.
+      auto by = ledger_.key(e.header.kid);
+      const std::string who = by.ok() ? by->name : to_hex(e.header.kid).substr(0, 16);
+      s.revoked_how = "revoked by " + who + (reason.empty() ? "" : ": " + reason);
+    } else if (type == ledger::kTypeKeyRotate)
       s.revoked_how = "rotated to a successor key" + (reason.empty() ? "" : ": " + reason);
     else if (type == kTypeDeviceDecommission)
       s.revoked_how = "device decommissioned" + (reason.empty() ? "" : ": " + reason);
@@ -336,6 +339,10 @@ class Analyzer {
   Analyzer(Reader& reader, IncidentReport& report) : reader_(reader), r_(report) {}
 
   Status run() {
+    if (!r_.order && !r_.steps.empty()) {
+      add("missing-order", 1, signer_party(r_.steps[0]),
+          "entries name order '" + r_.order_id + "' but no medication order is recorded");
+    }
     for (const Step& s : r_.steps) {
       switch (s.kind) {
         case StepKind::kOrder:
@@ -588,10 +595,6 @@ class Analyzer {
   }
 
   void finish() {
-    if (!r_.order && !r_.steps.empty()) {
-      add("missing-order", 1, signer_party(r_.steps[0]),
-          "entries name order '" + r_.order_id + "' but no medication order is recorded");
-    }
     if (running_ && last_event_) {
       add("no-end", last_event_->number, signer_party(*last_event_),
           "no completion or stop recorded after the " + running_->event + " at " +
