@@ -79,7 +79,8 @@ IMAGE=$(hex_of_file firmware-2.0.0.bin)
 once post acme-eng firmware-release firmware/2.0.0 \
   "{\"version\":\"2.0.0\",\"image_sha256\":{\"bstr\":\"$IMAGE\"},\"sbom_sha256\":{\"bstr\":\"$(hex_of_file sbom-2.0.0.json)\"},\"models\":[\"AP-500\"]}"
 "$B" keygen --alg es256 --out "$PUMP.key" >/dev/null
-SPKI=$(openssl pkey -pubin -in "$PUMP.pub" -outform DER | od -An -v -tx1 | tr -d ' \n')
+# The public key PEM's body is the SPKI DER the registration carries.
+SPKI=$(grep -v -- ----- "$PUMP.pub" | base64 -d | od -An -v -tx1 | tr -d ' \n')
 post acme-eng device-register "devices/$PUMP" \
   "{\"device\":\"$PUMP\",\"class\":\"infusion-pump\",\"model\":\"AP-500\",\"udi\":{\"di\":\"00614141999996\",\"serial\":\"SN$TAG\"},\"key\":{\"bstr\":\"$SPKI\"}}"
 
