@@ -221,7 +221,8 @@ class Reader {
     } else if (type == ledger::kTypeKeyRotate)
       s.revoked_how = "rotated to a successor key" + (reason.empty() ? "" : ": " + reason);
     else if (type == kTypeDeviceDecommission)
-      s.revoked_how = "device decommissioned" + (reason.empty() ? "" : ": " + reason);
+      s.revoked_how =
+          "revoked when the device was decommissioned" + (reason.empty() ? "" : ": " + reason);
     else
       s.revoked_how = "revoked by entry " + std::to_string(index);
     return Status();

@@ -53,7 +53,9 @@ struct StepSigner {
   // entry stays valid, the key signs nothing more.
   std::optional<uint64_t> revoked_index;
   uint64_t revoked_ms = 0;
-  std::string revoked_how;  // "revoked: <reason>", "rotated: <reason>", "device decommissioned"
+  // "revoked by <key name>: <reason>", "rotated to a successor key: <reason>",
+  // "revoked when the device was decommissioned: <reason>"
+  std::string revoked_how;
 };
 
 // The firmware a pump ran at a step: its latest install before the step.

@@ -346,6 +346,31 @@ TEST_F(IncidentTest, FirmwareAtEachMomentUnknownAndUnapproved) {
       << r.deviations[0].detail;
 }
 
+TEST_F(IncidentTest, UnapprovedFirmwareAndAPumpDecommissionedSince) {
+  w_.release("3.0.0", "AP-900");
+  w_.install_firmware(w_.pump, "3.0.0");
+  auto o = w_.order("o-1");
+  auto v = w_.verify("o-1", o->id);
+  ASSERT_TRUE(w_.program("o-1", v->id).ok());
+  ASSERT_TRUE(w_.event("o-1", "start").ok());
+  ASSERT_TRUE(w_.event("o-1", "completion").ok());
+  // Taken out of service afterwards: its key is revoked, its entries stay.
+  ASSERT_TRUE(d_.submit(w_.biomed, kTypeDeviceDecommission,
+                        map({{"device", txt("pump-17")}, {"reason", txt("recalled")}}))
+                  .ok());
+  IncidentReport r = report("o-1");
+  EXPECT_EQ(summary(r), (std::vector<std::string>{"firmware-unapproved@4 maker:acme",
+                                                  "signer-key-revoked@4 device:pump-17"}));
+  EXPECT_NE(r.deviations[0].detail.find("version 3.0.0 is not approved for model AP-500"),
+            std::string::npos)
+      << r.deviations[0].detail;
+  EXPECT_NE(
+      r.deviations[1].detail.find("was revoked when the device was decommissioned: recalled on "),
+      std::string::npos)
+      << r.deviations[1].detail;
+  EXPECT_EQ(r.steps[2].firmware->version, "3.0.0");
+}
+
 TEST_F(IncidentTest, OutdatedLibrariesAndPumpsNotInstalled) {
   w_.library("DL-8");
   auto o = w_.order("o-1");

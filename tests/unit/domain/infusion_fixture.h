@@ -56,12 +56,12 @@ class InfusionWorld {
     library("DL-7");
   }
 
-  void release(const std::string& version) {
+  void release(const std::string& version, const char* model = "AP-500") {
     auto r = d_.submit(maker, domain::kTypeFirmwareRelease,
                        map({{"version", txt(version)},
                             {"image_sha256", digest(sha("image " + version))},
                             {"sbom_sha256", digest(sha("sbom " + version))},
-                            {"models", texts({"AP-500"})}}));
+                            {"models", texts({model})}}));
     ASSERT_TRUE(r.ok()) << r.status().to_string();
   }
 
