@@ -292,10 +292,13 @@ Result<Step> make_step(Reader& reader, ledger::EntryInfo e, uint64_t until,
   }
   if (options.receipts) {
     auto receipt = reader.ledger().receipt(s.entry);
+    const ErrorCode code = receipt.status().code();
     if (receipt.ok())
       s.receipt = std::move(receipt).value();
+    else if (code == ErrorCode::kUnavailable || code == ErrorCode::kNotFound)
+      s.receipt_error = receipt.status().message();  // not signed by a quorum yet
     else
-      s.receipt_error = receipt.status().message();
+      return receipt.status();  // storage failed: no report rather than a partial one
   }
   return s;
 }
