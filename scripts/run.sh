@@ -64,6 +64,8 @@ for i in 0 1 2 3; do
 done
 say "9. Query the ledger: every entry about this pump"
 run "$B" entries --node "$N0" --issuer pump-17 --limit 3
+say "10. An infusion incident, from the order to the alarm, and its report (scripts/tour-incident.sh)"
+bash "$ROOT/scripts/tour-incident.sh" "$N0" "$DATA" "$TOUR/incident"
 
 cat <<TXT
 

@@ -161,6 +161,13 @@ Bytes drug_library_key(std::string_view hospital) {
 Bytes order_key(std::string_view order) {
   return key_of('x', {order});
 }
+Bytes order_step_key(const Hash256& entry) {
+  Bytes k(2 + entry.size());
+  k[0] = 'p';
+  k[1] = '/';
+  std::copy(entry.begin(), entry.end(), k.begin() + 2);
+  return k;
+}
 
 Value digest_value(const Hash256& h) {
   return Value::bytes(ByteView(h));
@@ -388,10 +395,14 @@ Bytes MedicationOrder::encode() const {
       .text("hospital", hospital)
       .text("patient", patient)
       .text("drug", drug)
+      .text_if("drug_code", drug_code)
       .value("dose", quantity_value(dose))
       .value("rate", quantity_value(rate))
       .number("vtbi_ml", vtbi_ml)
+      .text("route", route)
+      .text("care_area", care_area)
       .digest("prescriber", prescriber)
+      .digest("entry", entry)
       .uint("index", index)
       .uint("ms", ordered_ms)
       .text("status", order_status_name(status))
@@ -408,10 +419,14 @@ Result<MedicationOrder> MedicationOrder::decode(ByteView bytes) {
   o.hospital = text_of(v, "hospital");
   o.patient = text_of(v, "patient");
   o.drug = text_of(v, "drug");
+  o.drug_code = text_of(v, "drug_code");
   o.dose = quantity_of(v, "dose");
   o.rate = quantity_of(v, "rate");
   o.vtbi_ml = number_of(v, "vtbi_ml");
+  o.route = text_of(v, "route");
+  o.care_area = text_of(v, "care_area");
   CUSTOS_ASSIGN_OR_RETURN(o.prescriber, digest_of(v, "prescriber"));
+  CUSTOS_ASSIGN_OR_RETURN(o.entry, digest_of(v, "entry"));
   o.index = uint_of(v, "index");
   o.ordered_ms = uint_of(v, "ms");
   const std::string status = text_of(v, "status");
@@ -431,6 +446,15 @@ Result<MedicationOrder> MedicationOrder::decode(ByteView bytes) {
     CUSTOS_ASSIGN_OR_RETURN(o.programming_entry, digest_of(v, "programming"));
   }
   return o;
+}
+
+Bytes OrderStep::encode() const {
+  return MapBuilder().text("order", order).text("kind", kind).text_if("outcome", outcome).encode();
+}
+
+Result<OrderStep> OrderStep::decode(ByteView bytes) {
+  CUSTOS_ASSIGN_OR_RETURN(Value v, decode_record(bytes, "order step"));
+  return OrderStep{text_of(v, "order"), text_of(v, "kind"), text_of(v, "outcome")};
 }
 
 }  // namespace custos::domain

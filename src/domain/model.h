@@ -91,6 +91,9 @@ Bytes installed_firmware_key(std::string_view maker, std::string_view version,
 Bytes installed_firmware_prefix(std::string_view maker, std::string_view version);
 Bytes drug_library_key(std::string_view hospital);  // "l/<hospital>" -> current library
 Bytes order_key(std::string_view order);            // "x/<order>"
+// "p/<32-byte entry id>" -> OrderStep: an entry of an order's chain that a
+// later step may name as its `prev`.
+Bytes order_step_key(const Hash256& entry);
 
 struct Org {
   std::string id;
@@ -185,26 +188,43 @@ struct Quantity {
   std::string unit;  // UCUM code: "mg", "mL/h", ...
 };
 
+// The record's status follows the chain statements only (order,
+// verification, programming); what the pump did after (running, ended) is
+// derived from its events when the order is read (domain/incident.h).
 enum class OrderStatus { kOrdered, kVerified, kRejected, kProgrammed, kRunning, kEnded };
 
 struct MedicationOrder {
   std::string id;
-  std::string hospital;  // org id
-  std::string patient;   // pseudonym
-  std::string drug;      // drug name or code
-  Quantity dose;         // e.g. 5 mg (or a rate-based dose)
-  Quantity rate;         // e.g. 25 mL/h
-  double vtbi_ml = 0;    // volume to be infused
-  Hash256 prescriber{};  // kid
-  uint64_t index = 0;    // log index of the order entry
+  std::string hospital;   // org id
+  std::string patient;    // pseudonym
+  std::string drug;       // drug name as ordered
+  std::string drug_code;  // optional code (RxNorm, ATC, local formulary)
+  Quantity dose;          // e.g. 5 mg, or a dose rate such as 2 mg/h
+  Quantity rate;          // volumetric rate, always mL/h
+  double vtbi_ml = 0;     // volume to be infused
+  std::string route;      // intravenous, subcutaneous, ...
+  std::string care_area;  // e.g. icu (the drug library's care area)
+  Hash256 prescriber{};   // kid
+  Hash256 entry{};        // entry id of the order statement (what `prev` names)
+  uint64_t index = 0;     // log index of the order entry
   uint64_t ordered_ms = 0;
   OrderStatus status = OrderStatus::kOrdered;
-  Hash256 verification_entry{};  // entry id of the pharmacy verification, zero if none
+  Hash256 verification_entry{};  // entry id of the latest pharmacy verification, zero if none
   Hash256 programming_entry{};   // entry id of the latest pump programming, zero if none
   std::string device;            // pump it was programmed on
 
   Bytes encode() const;
   static Result<MedicationOrder> decode(ByteView bytes);
+};
+
+// Which chain statement an entry is, for checking a later step's `prev`.
+struct OrderStep {
+  std::string order;
+  std::string kind;     // "order", "verification", "programming"
+  std::string outcome;  // verifications only: "verified" or "rejected"
+
+  Bytes encode() const;
+  static Result<OrderStep> decode(ByteView bytes);
 };
 
 const char* order_status_name(OrderStatus status);

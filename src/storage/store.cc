@@ -11,6 +11,21 @@
 namespace custos::storage {
 
 namespace {
+// Share of the block cache kept for index and filter blocks.
+constexpr double kHighPriorityPoolRatio = 0.5;
+// Smallest shard of the block cache. A block larger than its shard's share is
+// not kept, and an SST's full filter block is megabytes (about 1.2 MiB per
+// million keys): with RocksDB's default 512 KiB shards every point lookup
+// read and checksummed whole filters again (an incident report at 10^6
+// entries took 28 ms of CPU instead of 1 ms).
+constexpr size_t kCacheShardBytesMin = 16ull << 20;
+
+int cache_shard_bits(size_t cache_bytes) {
+  int bits = 0;
+  while ((cache_bytes >> (bits + 1)) >= kCacheShardBytesMin && bits < 6) ++bits;
+  return bits;
+}
+
 rocksdb::Slice slice(ByteView b) {
   return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
 }
@@ -136,11 +151,18 @@ Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const Options& options) {
   auto impl = std::make_unique<Impl>();
-  impl->cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // Index and filter blocks go to the cache's high-priority pool: reads that
+  // touch many data blocks (receipts, reports) would otherwise evict them,
+  // and every point lookup would read a whole SST's filter again.
+  impl->cache =
+      rocksdb::NewLRUCache(options.block_cache_bytes, cache_shard_bits(options.block_cache_bytes),
+                           /*strict_capacity_limit=*/false, kHighPriorityPoolRatio);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = impl->cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;  // counted in the cache bound
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
 
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
