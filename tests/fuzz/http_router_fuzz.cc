@@ -46,6 +46,7 @@
 #include "api/router.h"
 #include "codec/cbor.h"
 #include "cose/statement.h"
+#include "domain/rules.h"
 #include "ledger/genesis.h"
 #include "node/node.h"
 
@@ -103,6 +104,8 @@ struct Harness {
     config.ledger.genesis = std::move(genesis).value();
     config.ledger.storage.block_cache_bytes = 4 << 20;
     config.ledger.storage.write_buffer_bytes = 4 << 20;
+    // As on every real node: the domain rules (and their routes) run too.
+    config.ledger.rules = custos::domain::make_rules();
     config.block_interval_ms = 0;  // no waiting: one block per registration
     auto n = node::Node::start(std::move(config));
     if (!n.ok()) {
