@@ -14,7 +14,7 @@ COUNT=${1:-200000}
 [ -x build/custos ] && [ -x build/custos_microbench ] || bash scripts/build.sh
 B=$ROOT/build/custos
 if [ $SMOKE = 1 ]; then
-  build/custos_microbench --benchmark_min_time=0.01 --benchmark_filter='Verify|Parse|Append'
+  build/custos_microbench --benchmark_min_time=0.01 --benchmark_filter='Verify|Parse|Append|Device'
 else
   build/custos_microbench --benchmark_min_time=1
 fi
