@@ -232,7 +232,7 @@ class BenchLedger {
     add(regulator, domain::kTypeAdvisory,
         map({{"id", cbor::text("ADV-1")},
              {"maker", cbor::text("acme")},
-             {"versions", cbor::Value::array({cbor::text("2.0.0")})},
+             {"versions", cbor::Value::array({cbor::text("1.0.0")})},
              {"severity", cbor::text("high")}}));
     flush();
     events_from_ms_ = now_ms_;
