@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -401,8 +402,41 @@ Status device_timeline(const TimelineOptions& o) {
 
 struct StateOptions {
   Conn c;
-  std::string id, at;
+  std::string id, at, evidence_dir;
 };
+
+// The entries a state answer rests on, by what they show.
+std::vector<std::pair<std::string, json>> evidence_of(const json& s) {
+  std::vector<std::pair<std::string, json>> out{{"holder", s["holder_since"]}};
+  if (!s["installation"].is_null()) out.emplace_back("installation", s["installation"]["since"]);
+  if (s.contains("decommissioned_by")) out.emplace_back("decommissioning", s["decommissioned_by"]);
+  if (!s["firmware"].is_null()) out.emplace_back("firmware", s["firmware"]["installed"]);
+  const json& reported = s["drug_library"]["reported"];
+  if (!reported.is_null()) out.emplace_back("drug-library", reported["reported"]);
+  return out;
+}
+
+// Writes each evidence entry's statement (<name>.cose) and receipt bundle
+// (<name>.receipt) into `dir`, for `custos verify` anywhere, offline.
+Status save_evidence(NodeClient& client, const json& s, const std::string& dir, bool print) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return error(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());
+  for (const auto& [what, e] : evidence_of(s)) {
+    const std::string id = str(e, "entry");
+    const std::string base = dir + "/" + str(e, "index") + "-" + what;
+    CUSTOS_ASSIGN_OR_RETURN(HttpReply st, client.get("/v1/entries/" + id, "application/cose"));
+    if (!st.ok()) return reply_error(st);
+    CUSTOS_ASSIGN_OR_RETURN(HttpReply rc,
+                            client.get("/v1/entries/" + id + "/receipt", "application/cbor"));
+    if (!rc.ok()) return reply_error(rc);
+    CUSTOS_RETURN_IF_ERROR(write_file_atomic(base + ".cose", st.body));
+    CUSTOS_RETURN_IF_ERROR(write_file_atomic(base + ".receipt", rc.body));
+    if (print)
+      std::printf("  evidence      %s.cose and .receipt (%s)\n", base.c_str(), what.c_str());
+  }
+  return Status();
+}
 
 void print_firmware_at(const json& f) {
   if (f.is_null()) {
@@ -439,7 +473,7 @@ Status device_state(const StateOptions& o) {
       json s, fetch(client, "/v1/devices/" + path_id(o.id) + "/state" + query({{"at", o.at}})));
   if (o.c.json) {
     std::printf("%s\n", s.dump(2).c_str());
-    return Status();
+    return o.evidence_dir.empty() ? Status() : save_evidence(client, s, o.evidence_dir, false);
   }
   std::printf("%s (%s %s, maker %s) at %s, entries up to #%llu\n", str(s, "device").c_str(),
               str(s, "class").c_str(), str(s, "model").c_str(), str(s, "maker").c_str(),
@@ -471,6 +505,7 @@ Status device_state(const StateOptions& o) {
                         .c_str());
   if (lib["matches"].is_boolean() && !lib["matches"].get<bool>())
     std::printf("  WARNING       the device's library differs from the hospital's\n");
+  if (!o.evidence_dir.empty()) return save_evidence(client, s, o.evidence_dir, true);
   return Status();
 }
 
@@ -833,6 +868,9 @@ void add_device_reads(CLI::App* device) {
   add_conn(a, st->c);
   a->add_option("id", st->id, "Device id")->required();
   a->add_option("--at", st->at, "The time: ms since 1970 or 2026-11-23T10:00:00Z")->required();
+  a->add_option("--evidence-dir", st->evidence_dir,
+                "Also save the statement and receipt of every entry the answer rests on here "
+                "(check them offline with custos verify)");
   run(a, [st] { return device_state(*st); });
 
   auto ls = std::make_shared<ListOptions>();

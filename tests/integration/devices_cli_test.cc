@@ -20,8 +20,8 @@ class DevicesCliTest : public ::testing::Test {
   }
 
   CommandResult custos(std::vector<std::string> args) {
-    // Every command here talks to our node.
-    if (args.size() >= 2 && args[0] != "keygen" && args[0] != "audit") {
+    // Every command here but the offline ones talks to our node.
+    if (args.size() >= 2 && args[0] != "keygen" && args[0] != "audit" && args[0] != "verify") {
       args.push_back("--node");
       args.push_back(node_.url());
     }
@@ -167,9 +167,20 @@ TEST_F(DevicesCliTest, TheLifeOfAPump) {
   EXPECT_EQ(then["firmware"]["version"], "1.0.0");
   EXPECT_EQ(then["holder"], "st-mary");
   EXPECT_EQ(then["installation"]["location"], "bed 4");
-  std::string then_text = ok({"device", "state", "pump-1", "--at", std::to_string(t_installed)});
+  std::string then_text = ok({"device", "state", "pump-1", "--at", std::to_string(t_installed),
+                              "--evidence-dir", file("evidence")});
   EXPECT_TRUE(contains(then_text, "firmware      1.0.0")) << then_text;
   EXPECT_TRUE(contains(then_text, "installed     icu, bed 4")) << then_text;
+  // The maker proves it offline: the registration that reported 1.0.0, and its receipt.
+  const std::string reg_index =
+      std::to_string(then["firmware"]["installed"]["index"].get<uint64_t>());
+  CommandResult proof =
+      custos({"verify", "--statement", file("evidence/" + reg_index + "-firmware.cose"),
+              "--receipt", file("evidence/" + reg_index + "-firmware.receipt"), "--genesis",
+              node_.data_dir() + "/genesis.json"});
+  EXPECT_EQ(proof.exit_code, 0) << proof.err << then_text;
+  EXPECT_EQ(proof.out.rfind("valid: entry ", 0), 0u) << proof.out;
+  EXPECT_TRUE(contains(proof.out, "is leaf " + reg_index + " of a log")) << proof.out;
   std::string now_text = ok({"device", "state", "pump-1", "--at", "2100-01-01T00:00:00Z"});
   EXPECT_TRUE(contains(now_text, "firmware      2.0.0")) << now_text;
   EXPECT_TRUE(contains(now_text, "ADV-2026-01 (high")) << now_text;
