@@ -51,19 +51,8 @@ struct RegisterOptions {
   bool json = false;
 };
 
-Result<crypto::PublicKey> public_key_from_file(const std::string& path) {
-  CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(path, 64 * 1024));
-  auto pub = crypto::PublicKey::from_pem(as_string_view(pem));
-  if (pub.ok()) return pub;
-  // Accept a private key file too and take its public half.
-  auto priv = crypto::PrivateKey::from_pem(as_string_view(pem));
-  if (!priv.ok())
-    return error(ErrorCode::kInvalidArgument, path + ": not a PEM public or private key");
-  return priv->public_key();
-}
-
 Status register_key(const RegisterOptions& o) {
-  CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey pub_key, public_key_from_file(o.key));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey pub_key, load_public_key(o.key));
   const crypto::PublicKey* pub = &pub_key;
   ledger::KeyRegistration reg;
   reg.org = o.org;
@@ -88,7 +77,7 @@ struct RotateOptions {
 };
 
 Status rotate_key(const RotateOptions& o) {
-  CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey next, public_key_from_file(o.new_key));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PublicKey next, load_public_key(o.new_key));
   ledger::KeyRotation rot{next.spki_der(), o.reason};
   NodeClient client(o.node);
   CUSTOS_ASSIGN_OR_RETURN(

@@ -25,6 +25,17 @@ Result<crypto::PrivateKey> load_private_key(const std::string& path) {
   return key;
 }
 
+Result<crypto::PublicKey> load_public_key(const std::string& path) {
+  CUSTOS_ASSIGN_OR_RETURN(Bytes pem, read_file(path, 64 * 1024));
+  auto pub = crypto::PublicKey::from_pem(as_string_view(pem));
+  if (pub.ok()) return pub;
+  // Accept a private key file too and take its public half.
+  auto priv = crypto::PrivateKey::from_pem(as_string_view(pem));
+  if (!priv.ok())
+    return error(ErrorCode::kInvalidArgument, path + ": not a PEM public or private key");
+  return priv->public_key();
+}
+
 namespace {
 Result<uint64_t> read_sequence_file(const std::string& path) {
   auto bytes = read_file(path, 64);

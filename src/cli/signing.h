@@ -11,6 +11,8 @@ namespace custos::cli {
 // "x.key" -> "x.pub"; anything else -> path + ".pub".
 std::string public_key_path(const std::string& private_key_path);
 Result<crypto::PrivateKey> load_private_key(const std::string& path);
+// A PEM public key, or the public half of a PEM private key.
+Result<crypto::PublicKey> load_public_key(const std::string& path);
 
 // Sequence numbers kept in a small file beside the key, so a client signing
 // from the command line never reuses one (a reuse is refused as a replay).

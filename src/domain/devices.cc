@@ -192,6 +192,7 @@ Status apply_register(Apply& a) {
   ks.org = d.maker;
   a.outcome.register_keys.push_back(std::move(ks));
   a.add_ref("device", d.id);
+  a.add_ref("device-custody", d.id);
   a.add_ref("org", d.maker);
   return Status();
 }
@@ -262,6 +263,7 @@ Status apply_custody(Apply& a) {
   d.location.clear();
   a.put(device_key(d.id), d.encode());
   a.add_ref("device", d.id);
+  a.add_ref("device-custody", d.id);
   a.add_ref("org", c.to);
   return Status();
 }
@@ -298,6 +300,7 @@ Status apply_install(Apply& a) {
   d.location = i.location;
   a.put(device_key(d.id), d.encode());
   a.add_ref("device", d.id);
+  a.add_ref("device-custody", d.id);
   return Status();
 }
 
@@ -365,6 +368,7 @@ Status apply_decommission(Apply& a) {
   if (const ledger::KeyState* k = a.context.keys->find(d.kid); k && !k->revoked())
     a.outcome.revoke_keys.push_back(d.kid);
   a.add_ref("device", d.id);
+  a.add_ref("device-custody", d.id);
   return Status();
 }
 

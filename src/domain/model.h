@@ -62,6 +62,9 @@ std::vector<std::string_view> org_kind_names();
 // "org:<id>", "device:<id>", "firmware:<maker>/<version>", "advisory:<id>",
 // "drug-library:<hospital>", "order:<id>", "patient:<pseudonym>",
 // "device-firmware:<id>" (firmware installs of one device only),
+// "device-custody:<id>" (what changes who holds a device or where it is
+// installed: registration, custody transfers, installations,
+// decommissioning; so "holder at time T" is one short index scan),
 // "device-library:<id>" (device events that name a drug library).
 std::string ref(std::string_view kind, std::string_view id);
 

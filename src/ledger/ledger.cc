@@ -452,12 +452,26 @@ Result<Bytes> Ledger::rule_record(ByteView key) const {
 
 Status Ledger::scan_rule_records(
     ByteView prefix, const std::function<bool(ByteView key, ByteView value)>& visit) const {
+  return scan_rule_records(prefix, prefix, visit);
+}
+
+Status Ledger::scan_rule_records(
+    ByteView prefix, ByteView start,
+    const std::function<bool(ByteView key, ByteView value)>& visit) const {
   // The end of the prefix range: the prefix with its last byte below 0xff
   // incremented (an all-0xff prefix scans to the end of the column).
   Bytes end(prefix.begin(), prefix.end());
   while (!end.empty() && end.back() == 0xff) end.pop_back();
   if (!end.empty()) ++end.back();
-  return store_->scan(Column::kDomain, prefix, end, visit);
+  // A start below the prefix begins at the prefix; one at or past the end
+  // visits nothing.
+  const bool below =
+      std::lexicographical_compare(start.begin(), start.end(), prefix.begin(), prefix.end());
+  const ByteView from = below ? prefix : start;
+  if (!end.empty() &&
+      !std::lexicographical_compare(from.begin(), from.end(), end.begin(), end.end()))
+    return Status();
+  return store_->scan(Column::kDomain, from, end, visit);
 }
 
 Result<BlockRecord> Ledger::block(uint64_t height) const {
@@ -707,8 +721,12 @@ Result<std::pair<uint64_t, uint64_t>> Ledger::index_range_for_time(const Query& 
 Result<QueryPage> Ledger::query(const Query& q) const {
   const Head h = head();
   CUSTOS_ASSIGN_OR_RETURN(auto range, index_range_for_time(q, h));
-  const uint64_t begin = std::max(range.first, q.cursor);
-  const uint64_t end = range.second;
+  // [begin, end): the log indexes this page may look at.
+  uint64_t begin = range.first, end = range.second;
+  if (!q.descending)
+    begin = std::max(begin, q.cursor);
+  else if (q.cursor != 0)
+    end = std::min(end, q.cursor);
   const size_t limit = std::clamp<size_t>(q.limit, 1, limits::kQueryPageEntriesMax);
   QueryPage page;
   if (begin >= end) return page;
@@ -728,7 +746,7 @@ Result<QueryPage> Ledger::query(const Query& q) const {
   size_t scanned = 0;
   auto visit_index = [&](uint64_t index) -> bool {
     if (page.entries.size() == limit || scanned == kQueryScanMax) {
-      page.next_cursor = index;
+      page.next_cursor = q.descending ? index + 1 : index;
       return false;
     }
     ++scanned;
@@ -754,16 +772,32 @@ Result<QueryPage> Ledger::query(const Query& q) const {
   else if (q.content_type)
     prefix = records::index_prefix(records::kIndexType, *q.content_type);
 
-  if (prefix) {
+  if (prefix && !q.descending) {
     Bytes start = *prefix, stop = *prefix;
     append_be64(start, begin);
     append_be64(stop, end);
     CUSTOS_RETURN_IF_ERROR(store_->scan(Column::kIndex, start, stop, [&](ByteView key, ByteView) {
       return visit_index(read_be64(key.data() + key.size() - 8));
     }));
-  } else {
+  } else if (prefix) {
+    // From the last key below `end` down to the first below `begin` or
+    // outside the prefix (other index kinds have other key lengths).
+    const size_t key_bytes = prefix->size() + 8;
+    Bytes start = *prefix;
+    append_be64(start, end - 1);
+    CUSTOS_RETURN_IF_ERROR(store_->scan_reverse(Column::kIndex, start, [&](ByteView key, ByteView) {
+      if (key.size() != key_bytes || !std::equal(prefix->begin(), prefix->end(), key.begin()))
+        return false;
+      const uint64_t index = read_be64(key.data() + prefix->size());
+      return index >= begin && visit_index(index);
+    }));
+  } else if (!q.descending) {
     for (uint64_t i = begin; i < end; ++i) {
       if (!visit_index(i)) break;
+    }
+  } else {
+    for (uint64_t i = end; i > begin; --i) {
+      if (!visit_index(i - 1)) break;
     }
   }
   CUSTOS_RETURN_IF_ERROR(failure);

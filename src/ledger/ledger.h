@@ -82,13 +82,21 @@ struct Query {
   std::optional<std::string> flag;  // entries flagged with this code, e.g. "sequence-gap"
   std::optional<uint64_t> from_ms;  // registration time, inclusive
   std::optional<uint64_t> to_ms;    // registration time, exclusive
-  uint64_t cursor = 0;              // first log index to consider
+  // Ascending (log order): the first log index to consider. Descending: an
+  // exclusive upper bound (indexes below it are considered; 0 = from the
+  // newest entry).
+  uint64_t cursor = 0;
   size_t limit = 100;
+  // Newest first: "the newest entry with this ref at or before T" is one
+  // seek (to_ms = T + 1, limit 1) instead of a scan of the older ones.
+  bool descending = false;
 };
 
 struct QueryPage {
   std::vector<EntryInfo> entries;
-  std::optional<uint64_t> next_cursor;  // absent on the last page
+  // Absent on the last page. Pass it back as Query::cursor for the next page
+  // (descending: it is one above the index of the next entry to consider).
+  std::optional<uint64_t> next_cursor;
 };
 
 inline constexpr size_t kQueryScanMax = 10000;  // index rows examined per page
@@ -168,9 +176,14 @@ class Ledger {
   std::vector<std::pair<Hash256, KeyState>> keys() const;
 
   // The rules' records (Column::kDomain) as of the newest written block:
-  // kNotFound when absent. Scans visit keys starting with `prefix` in order.
+  // kNotFound when absent. Scans visit keys starting with `prefix` in order
+  // until `visit` returns false; the second form starts at the first key at
+  // or above `start` (for paging: pass the last key seen with a 0 byte
+  // appended).
   Result<Bytes> rule_record(ByteView key) const;
   Status scan_rule_records(ByteView prefix,
+                           const std::function<bool(ByteView key, ByteView value)>& visit) const;
+  Status scan_rule_records(ByteView prefix, ByteView start,
                            const std::function<bool(ByteView key, ByteView value)>& visit) const;
   const Rules* rules() const { return config_.rules.get(); }
 

@@ -8,6 +8,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -783,6 +784,28 @@ class LedgerQueryTest : public LedgerTest {
     throw std::runtime_error("paging did not end");
   }
 
+  // Newest first: follows next_cursor (an exclusive upper bound) to the end.
+  std::vector<uint64_t> all_pages_descending(Query q) const {
+    q.descending = true;
+    std::vector<uint64_t> out;
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = ledger_->query(q);
+      if (!page.ok()) throw std::runtime_error(page.status().to_string());
+      if (page->entries.size() > std::max<size_t>(q.limit, 1))
+        throw std::runtime_error("page over its limit");
+      for (const auto& e : page->entries) {
+        if (!out.empty() && e.index >= out.back())
+          throw std::runtime_error("entries not newest first");
+        out.push_back(e.index);
+      }
+      if (!page->next_cursor) return out;
+      if (q.cursor != 0 && *page->next_cursor >= q.cursor)
+        throw std::runtime_error("cursor did not go down");
+      q.cursor = *page->next_cursor;
+    }
+    throw std::runtime_error("paging did not end");
+  }
+
   std::vector<RefEntry> ref_;
   std::vector<uint64_t> block_times_;
 };
@@ -831,6 +854,76 @@ TEST_F(LedgerQueryTest, EveryFilterCombinationWithPagingReturnsExactlyTheMatches
   }
   // The data set is rich enough that most combinations are not trivially empty.
   EXPECT_GT(nonempty, checked / 8);
+}
+
+TEST_F(LedgerQueryTest, DescendingReturnsTheSameMatchesNewestFirst) {
+  const std::vector<std::optional<std::string>> issuers{std::nullopt, "urn:dev:pump", "admin-1",
+                                                        "urn:dev:nobody"};
+  const std::vector<std::optional<std::string>> types{std::nullopt, "text/plain"};
+  const uint64_t t3 = block_times_[3], t8 = block_times_[8];
+  const std::vector<std::pair<std::optional<uint64_t>, std::optional<uint64_t>>> ranges{
+      {std::nullopt, std::nullopt}, {t3, t8}, {std::nullopt, t8}, {t3 + 1, std::nullopt}, {t8, t3}};
+  size_t nonempty = 0;
+  for (const auto& issuer : issuers) {
+    for (const auto& type : types) {
+      for (const auto& [from, to] : ranges) {
+        for (size_t limit : {1, 3, 1000}) {
+          Query q;
+          q.issuer = issuer;
+          q.content_type = type;
+          q.from_ms = from;
+          q.to_ms = to;
+          q.limit = limit;
+          auto want = expected(q);
+          std::reverse(want.begin(), want.end());
+          ASSERT_EQ(all_pages_descending(q), want)
+              << "issuer=" << issuer.value_or("*") << " type=" << type.value_or("*")
+              << " from=" << from.value_or(0) << " to=" << to.value_or(0) << " limit=" << limit;
+          nonempty += !want.empty();
+        }
+      }
+    }
+  }
+  EXPECT_GT(nonempty, 10u);
+}
+
+TEST_F(LedgerQueryTest, DescendingFindsTheNewestMatchAtOrBeforeATime) {
+  // The question "what was the newest entry of this issuer at time T?"
+  const uint64_t t = block_times_[6];
+  Query q;
+  q.issuer = "urn:dev:pump";
+  q.to_ms = t + 1;
+  q.limit = 1;
+  q.descending = true;
+  auto page = ledger_->query(q);
+  ASSERT_TRUE(page.ok()) << page.status().to_string();
+  ASSERT_EQ(page->entries.size(), 1u);
+  std::vector<uint64_t> matches;  // in log order
+  for (const auto& e : ref_) {
+    if (e.issuer == "urn:dev:pump" && e.time_ms <= t) matches.push_back(e.index);
+  }
+  ASSERT_GE(matches.size(), 2u);
+  EXPECT_EQ(page->entries[0].index, matches.back());
+  EXPECT_LE(page->entries[0].registered_ms, t);
+  // The next page starts just above the next older match.
+  ASSERT_TRUE(page->next_cursor.has_value());
+  EXPECT_EQ(*page->next_cursor, matches[matches.size() - 2] + 1);
+
+  // A cursor above the log, and one at 1 (only index 0 below it).
+  Query top;
+  top.descending = true;
+  top.cursor = ledger_->head().log_size + 100;
+  top.limit = 2;
+  page = ledger_->query(top);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 2u);
+  EXPECT_EQ(page->entries[0].index, ledger_->head().log_size - 1);
+  top.cursor = 1;
+  page = ledger_->query(top);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].index, 0u);
+  EXPECT_FALSE(page->next_cursor.has_value());
 }
 
 TEST_F(LedgerQueryTest, CursorAndLimitEdges) {
