@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   custos::cli::add_key_commands(app);
   custos::cli::add_statement_commands(app);
   custos::cli::add_org_commands(app);
+  custos::cli::add_record_commands(app);
   custos::cli::add_audit_command(app);
   custos::cli::add_bench_command(app);
   try {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@ constexpr size_t kSealedOverhead = 1 + kNonceBytes + kTagBytes;
 constexpr size_t kRecordFileBytesMax = kVaultContentBytesMax + 1024 + kSealedOverhead;
 constexpr size_t kMasterKeyFileBytesMax = 2 * kVaultKeyBytes + 1;
 constexpr size_t kCursorFileBytesMax = 32;
+// The erasure sweep records its log position when it moved this far.
+constexpr uint64_t kErasureCursorStride = 4096;
 // Additional data prefixes: a sealed key and a sealed record can never be
 // taken for one another.
 constexpr std::string_view kKeyContext = "custos-vault/patient-key/v1";
@@ -482,8 +485,48 @@ Result<size_t> Vault::apply_erasures(const ledger::Ledger& ledger) const {
     if (!page.next_cursor) break;
     q.cursor = *page.next_cursor;
   }
-  CUSTOS_RETURN_IF_ERROR(write_durable(cursor_path, as_view(std::to_string(log_size) + "\n")));
+  // Looking again at a few entries is harmless (erasing is idempotent), so
+  // the position is synced only when it moved far or something was erased:
+  // a sweep that finds nothing costs no fsync.
+  if (applied > 0 || log_size - cursor >= kErasureCursorStride) {
+    CUSTOS_RETURN_IF_ERROR(write_durable(cursor_path, as_view(std::to_string(log_size) + "\n")));
+  }
   return applied;
+}
+
+VaultSweeper::VaultSweeper(const ledger::Ledger& ledger, uint64_t interval_ms)
+    : ledger_(ledger), interval_ms_(interval_ms) {
+  sweep();
+  thread_ = std::thread([this] { run(); });
+}
+
+VaultSweeper::~VaultSweeper() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void VaultSweeper::sweep() {
+  auto vault = Vault::open(ledger_.data_dir());
+  Result<size_t> applied = vault.ok() ? vault->apply_erasures(ledger_) : vault.status();
+  if (!applied.ok()) {
+    spdlog::error("vault: erasure sweep failed (retried in {} ms): {}", interval_ms_,
+                  applied.status().to_string());
+  } else if (*applied > 0) {
+    spdlog::info("vault: applied {} record erasure(s) found on the ledger", *applied);
+  }
+}
+
+void VaultSweeper::run() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_), [&] { return stopping_; })) {
+    lock.unlock();
+    sweep();
+    lock.lock();
+  }
 }
 
 }  // namespace custos::domain

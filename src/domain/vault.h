@@ -29,8 +29,11 @@
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/bytes.h"
 #include "core/status.h"
@@ -46,6 +49,8 @@ inline constexpr size_t kVaultContentBytesMax = 1 << 20;
 inline constexpr size_t kVaultKeyBytes = 32;
 inline constexpr const char* kVaultDirName = "vault";
 inline constexpr const char* kVaultMasterKeyName = "vault.key";
+// How often a running node looks for erasures registered through others.
+inline constexpr uint64_t kVaultSweepIntervalMs = 2000;
 
 struct VaultRecord {
   std::string content_type;  // media type
@@ -119,6 +124,30 @@ class Vault {
 
   std::string dir_;
   SecretKey master_;
+};
+
+// Applies the erasures registered on the ledger to the node's vault: once
+// when made (so an erasure registered just before a crash is finished on
+// restart) and then every interval_ms until destroyed (so an erasure
+// registered through another node reaches this one's copy). Failures are
+// logged and retried at the next interval.
+class VaultSweeper {
+ public:
+  explicit VaultSweeper(const ledger::Ledger& ledger, uint64_t interval_ms = kVaultSweepIntervalMs);
+  ~VaultSweeper();
+  VaultSweeper(const VaultSweeper&) = delete;
+  VaultSweeper& operator=(const VaultSweeper&) = delete;
+
+ private:
+  void sweep();
+  void run();
+
+  const ledger::Ledger& ledger_;
+  const uint64_t interval_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 }  // namespace custos::domain
