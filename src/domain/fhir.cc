@@ -111,6 +111,18 @@ std::pair<std::string, std::string> split_ref(const std::string& ref) {
   return {ref.substr(0, colon), ref.substr(colon + 1)};
 }
 
+// The entry's refs as (kind, id), the per-device sub-indexes
+// ("device-firmware:", "device-library:") folded into their device, each once.
+std::vector<std::pair<std::string, std::string>> refs_of(const ledger::EntryInfo& e) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : e.refs) {
+    auto kind_id = split_ref(r);
+    if (kind_id.first.rfind("device-", 0) == 0) kind_id.first = "device";
+    if (std::find(out.begin(), out.end(), kind_id) == out.end()) out.push_back(kind_id);
+  }
+  return out;
+}
+
 // --- AuditEvent ---
 
 struct Action {
@@ -142,14 +154,13 @@ Json system_object(Json what) {
 // Entities for the entry's refs: the patient as a person, devices as
 // Device references, the rest as custos refs (organisations are agents).
 void add_ref_entities(const ledger::EntryInfo& e, Json& entities) {
-  for (const auto& r : e.refs) {
-    auto [kind, id] = split_ref(r);
+  for (const auto& [kind, id] : refs_of(e)) {
     if (kind == "patient") {
       entities.push_back(entity(patient_ref(id), "1", "Person", "1", "Patient"));
     } else if (kind == "device") {
       entities.push_back(system_object(device_ref(id)));
     } else if (kind != "org") {
-      entities.push_back(system_object(logical(kSystemRef, r)));
+      entities.push_back(system_object(logical(kSystemRef, kind + ":" + id)));
     }
   }
 }
@@ -258,8 +269,7 @@ Json audit_event(const ledger::EntryInfo& e, const Signer& s, const Source& src)
 
 Json provenance(const ledger::EntryInfo& e, const Signer& s) {
   Json targets = Json::array();
-  for (const auto& r : e.refs) {
-    auto [kind, id] = split_ref(r);
+  for (const auto& [kind, id] : refs_of(e)) {
     if (kind == "device") {
       targets.push_back(device_ref(id));
     } else if (kind == "patient") {
@@ -267,7 +277,7 @@ Json provenance(const ledger::EntryInfo& e, const Signer& s) {
     } else if (kind == "order") {
       targets.push_back({{"reference", "MedicationRequest/" + resource_id(id)}});
     } else if (kind != "org") {
-      targets.push_back(logical(kSystemRef, r));
+      targets.push_back(logical(kSystemRef, kind + ":" + id));
     }
   }
   if (targets.empty()) targets.push_back(entry_ref(e));  // about nothing else: itself
