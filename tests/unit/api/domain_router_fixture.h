@@ -29,7 +29,7 @@ class DomainRouterTest : public ::testing::Test {
   void SetUp() override {
     node::NodeConfig c;
     c.ledger = ledger_config(dir_.path());
-    c.ledger.rules = domain::make_rules();
+    c.ledger.rules = rules();
     c.block_interval_ms = 1;
     auto n = node::Node::start(std::move(c));
     ASSERT_TRUE(n.ok()) << n.status().to_string();
@@ -40,6 +40,8 @@ class DomainRouterTest : public ::testing::Test {
     router_.reset();
     node_.reset();
   }
+  // The rules the node runs (a test may add its own around the domain's).
+  virtual std::shared_ptr<const ledger::Rules> rules() const { return domain::make_rules(); }
 
   api::Response call(const std::string& method, const std::string& path,
                      const std::string& content_type = "", const std::string& body = "",
