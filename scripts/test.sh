@@ -7,6 +7,8 @@
 #   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. a short libFuzzer run of every harness on its seed corpus,
 #   4. the interop tests against independent COSE / RFC 9162 code (npm),
+#      and the FHIR R4 exports of a real node against the official R4 JSON
+#      schema (npm, tests/fhir),
 #   5. a smoke run of the benchmarks, one node and a 4-node consortium (never a
 #      speed assertion).
 # Ends with one line "N passed, N failed".
@@ -73,6 +75,7 @@ format_check() {
   git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' | xargs clang-format --dry-run --Werror
 }
 interop() { CUSTOS_BIN=$ROOT/build/custos bash tests/interop/run.sh; }
+fhir() { CUSTOS_BUILD_DIR=$ROOT/build bash tests/fhir/run.sh; }
 bench_smoke() { bash scripts/bench.sh --smoke; }
 
 step "format (clang-format, .clang-format)" format_check
@@ -82,6 +85,7 @@ step "build with ASan+UBSan" build_asan
 step "unit tests under ASan+UBSan" ctest_asan
 step "fuzzing (${FUZZ_SECONDS}s per harness)" fuzz
 step "interop with independent COSE / RFC 9162 code" interop
+step "FHIR R4 exports against the official JSON schema" fhir
 step "benchmark smoke" bench_smoke
 
 echo

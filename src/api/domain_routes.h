@@ -25,6 +25,8 @@ std::optional<Response> route_infusion(node::Node& node, const Request& r,
                                        const std::vector<std::string>& parts);
 std::optional<Response> route_records(node::Node& node, const Request& r,
                                       const std::vector<std::string>& parts);
+// /fhir/R4/... (not under /v1: FHIR clients expect the base URL to end in R4);
+// the router calls it before its /v1 check.
 std::optional<Response> route_fhir(node::Node& node, const Request& r,
                                    const std::vector<std::string>& parts);
 

@@ -116,6 +116,9 @@ Response Router::route(const Request& r) {
 
   if (parts.size() == 1 && parts[0] == "healthz") return get ? get_health() : not_allowed();
   if (parts.size() == 1 && parts[0] == "metrics") return get ? get_metrics() : not_allowed();
+  if (!parts.empty() && parts[0] == "fhir") {
+    if (auto fhir = route_fhir(node_, r, parts)) return std::move(*fhir);
+  }
   if (parts.empty() || parts[0] != "v1") return problem(404, "not-found", "no route for " + r.path);
   if (parts.size() == 2 && parts[1] == "entries") {
     if (post) return post_entry(r);

@@ -15,6 +15,7 @@
 #include "core/file.h"
 #include "crypto/keys.h"
 #include "domain/rules.h"
+#include "domain/vault.h"
 #include "ledger/genesis.h"
 #include "node/node.h"
 
@@ -135,6 +136,8 @@ Status run_node(NodeOptions o) {
   config.idle_proposal_ms = o.idle_proposal_ms;
   config.network = std::move(network);
   CUSTOS_ASSIGN_OR_RETURN(auto node, node::Node::start(std::move(config)));
+  // Finishes record erasures a crash interrupted, then follows the ledger.
+  domain::VaultSweeper vault_sweeper(node->ledger());
   api::Server server(*node);
   CUSTOS_RETURN_IF_ERROR(server.bind(listen.first, listen.second));
   ledger::Head head = node->ledger().head();

@@ -66,6 +66,7 @@ void add_org_commands(CLI::App& app);
 void add_infusion_commands(CLI::App& app);
 // device, firmware, advisory and drug-library (cmd_devices.cc).
 void add_device_commands(CLI::App& app);
+void add_record_commands(CLI::App& app);
 
 // GETs a JSON document and prints it indented (the --json form of show
 // commands, and what they fall back to).

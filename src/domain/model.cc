@@ -163,7 +163,7 @@ Bytes order_key(std::string_view order) {
 }
 Bytes order_step_key(const Hash256& entry) {
   Bytes k(2 + entry.size());
-  k[0] = 'p';
+  k[0] = 's';  // 'p' is a patient (clinical.h)
   k[1] = '/';
   std::copy(entry.begin(), entry.end(), k.begin() + 2);
   return k;

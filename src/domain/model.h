@@ -94,7 +94,7 @@ Bytes installed_firmware_key(std::string_view maker, std::string_view version,
 Bytes installed_firmware_prefix(std::string_view maker, std::string_view version);
 Bytes drug_library_key(std::string_view hospital);  // "l/<hospital>" -> current library
 Bytes order_key(std::string_view order);            // "x/<order>"
-// "p/<32-byte entry id>" -> OrderStep: an entry of an order's chain that a
+// "s/<32-byte entry id>" -> OrderStep: an entry of an order's chain that a
 // later step may name as its `prev`.
 Bytes order_step_key(const Hash256& entry);
 

@@ -188,6 +188,9 @@ class Ledger {
   const Rules* rules() const { return config_.rules.get(); }
 
   const Genesis& genesis() const { return config_.genesis; }
+  // The node's data directory (RocksDB is in data_dir/db; the domain keeps
+  // its per-node, off-ledger vault beside it).
+  const std::string& data_dir() const { return config_.data_dir; }
   const crypto::PublicKey& node_public_key() const { return config_.node_key.public_key(); }
   const std::string& node_name() const { return config_.node_name; }
   size_t key_count() const;
