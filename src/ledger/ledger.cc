@@ -186,11 +186,58 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
 
 Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitted> batch,
                                                              const BlockContext& context) {
+  std::vector<BlockInput> one;
+  one.push_back(BlockInput{std::move(batch), context});
+  CUSTOS_ASSIGN_OR_RETURN(auto results, append_blocks(std::move(one)));
+  return std::move(results.front());
+}
+
+Result<std::vector<std::vector<Result<Registered>>>> Ledger::append_blocks(
+    std::vector<BlockInput> blocks) {
   if (failed_) return error(ErrorCode::kUnavailable, "the ledger stopped after a storage failure");
-  const Head before = head();
-  const uint64_t height = before.height + 1;
-  merkle::Frontier frontier_before = frontier_;
+  Head working = head();
+  const merkle::Frontier frontier_before = frontier_;
   storage::WriteBatch wb;
+  std::set<Hash256> changed;
+  bool wrote_block = false;
+  std::vector<std::vector<Result<Registered>>> all;
+  all.reserve(blocks.size());
+  for (BlockInput& in : blocks) {
+    all.push_back(stage_block(in.batch, in.context, working, wb, changed, wrote_block));
+  }
+  // Each key's state after the last block that changed it; the blocks in
+  // between read it from working_keys_, not from the store.
+  for (const auto& kid : changed) {
+    wb.put(Column::kKeys, records::key_record_key(kid), working_keys_.find(kid)->encode());
+  }
+  if (wrote_block)
+    wb.put(Column::kMeta, as_view(records::kMetaHead), records::be64_key(working.height));
+  if (wb.count() == 0) return all;
+  // Unsynced when no block is written: only meta records (which consensus
+  // block was executed), which a crash may lose and execution redoes.
+  Status written = store_->write(wb, /*sync=*/wrote_block);
+  if (!written.ok()) {
+    if (wrote_block) {
+      // The in-memory state is now ahead of the disk; refuse to go on rather
+      // than acknowledge anything that may not be there after a restart.
+      failed_ = true;
+      frontier_ = frontier_before;
+    }
+    return written;
+  }
+  std::unique_lock lock(published_mu_);
+  for (const auto& kid : changed) published_keys_[kid] = *working_keys_.find(kid);
+  head_ = working;
+  return all;
+}
+
+std::vector<Result<Registered>> Ledger::stage_block(std::vector<Admitted>& batch,
+                                                    const BlockContext& context, Head& working,
+                                                    storage::WriteBatch& wb,
+                                                    std::set<Hash256>& changed_keys,
+                                                    bool& wrote_block) {
+  const Head before = working;
+  const uint64_t height = before.height + 1;
   std::vector<Result<Registered>> results;
   results.reserve(batch.size());
   uint64_t index = frontier_.size();
@@ -225,12 +272,9 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
     results.emplace_back(reg);
     ++index;
   }
-  std::set<Hash256> changed = working_keys_.take_changed();
+  for (const auto& kid : working_keys_.take_changed()) changed_keys.insert(kid);
   for (const auto& [key, value] : context.meta) wb.put(Column::kMeta, as_view(key), value);
-  if (index == before.log_size) {  // everything refused (or nothing given): no block
-    if (!context.meta.empty()) CUSTOS_RETURN_IF_ERROR(store_->write(wb, /*sync=*/false));
-    return results;
-  }
+  if (index == before.log_size) return results;  // everything refused (or nothing given): no block
 
   BlockHeader header;
   header.height = height;
@@ -243,23 +287,9 @@ Result<std::vector<Result<Registered>>> Ledger::append_block(std::vector<Admitte
   BlockRecord record = seal_block(header, config_.node_key, config_.node_name);
   wb.put(Column::kReceiptSigs, receipt_signature_key(height, node_index_),
          encode_node_signature({node_index_, record.receipt_protected, record.root_signature}));
-  for (const auto& kid : changed) {
-    wb.put(Column::kKeys, records::key_record_key(kid), working_keys_.find(kid)->encode());
-  }
   wb.put(Column::kBlocks, records::be64_key(height), record.encode());
-  wb.put(Column::kMeta, as_view(records::kMetaHead), records::be64_key(height));
-
-  Status written = store_->write(wb, /*sync=*/true);
-  if (!written.ok()) {
-    // The in-memory state is now ahead of the disk; refuse to go on rather
-    // than acknowledge anything that may not be there after a restart.
-    failed_ = true;
-    frontier_ = frontier_before;
-    return written;
-  }
-  std::unique_lock lock(published_mu_);
-  for (const auto& kid : changed) published_keys_[kid] = *working_keys_.find(kid);
-  head_ = head_of(record);
+  working = head_of(record);
+  wrote_block = true;
   return results;
 }
 

@@ -34,20 +34,25 @@ std::optional<consensus::Block> ConsensusStore::get(const Hash256& id) const {
 }
 
 Status ConsensusStore::persist(const std::optional<consensus::SafetyState>& safety,
-                               const std::vector<consensus::Block>& blocks) {
+                               const std::vector<consensus::Block>& blocks, bool sync) {
   storage::WriteBatch wb;
   if (safety) wb.put(Column::kConsensus, as_view(kSafetyKey), safety->encode());
+  std::vector<Hash256> ids;
   for (const consensus::Block& b : blocks) {
     const Hash256 id = b.id();
     wb.put(Column::kConsensus, block_key(id), consensus::encode_block(b));
     wb.put(Column::kConsensus, round_key(b.round, id), {});
+    ids.push_back(id);
   }
   if (wb.count() == 0) return Status();
-  return store_.write(wb, /*sync=*/true);
+  CUSTOS_RETURN_IF_ERROR(store_.write(wb, sync));
+  if (persisted_.size() + ids.size() > kPersistedIdsMax) persisted_.clear();
+  persisted_.insert(ids.begin(), ids.end());
+  return Status();
 }
 
-Status ConsensusStore::keep_committed(const consensus::Block& block) {
-  const Hash256 id = block.id();
+Status ConsensusStore::keep_committed(const consensus::Block& block, const Hash256& id) {
+  if (persisted_.erase(id) > 0) return Status();  // written by persist()
   if (id == genesis_id_ || store_.get(Column::kConsensus, block_key(id)).ok()) return Status();
   storage::WriteBatch wb;
   wb.put(Column::kConsensus, block_key(id), consensus::encode_block(block));

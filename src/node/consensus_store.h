@@ -10,12 +10,25 @@
 // entries, so execution and the log never disagree after a crash.
 #pragma once
 
+#include <cstring>
+#include <unordered_set>
+
 #include "consensus/replica.h"
 #include "storage/store.h"
 
 namespace custos::node {
 
 inline constexpr std::string_view kMetaExecuted = "consensus_executed";
+// Block ids remembered as persisted (see ConsensusStore::persisted_).
+inline constexpr size_t kPersistedIdsMax = 2 * consensus::kPendingBlocksMax;
+
+struct HashOfId {
+  size_t operator()(const Hash256& h) const {
+    size_t v;
+    std::memcpy(&v, h.data(), sizeof v);  // already uniformly distributed
+    return v;
+  }
+};
 
 class ConsensusStore : public consensus::BlockReader {
  public:
@@ -24,12 +37,15 @@ class ConsensusStore : public consensus::BlockReader {
 
   std::optional<consensus::Block> get(const Hash256& id) const override;
 
-  // One synced write: what the replica asks to persist before it speaks.
+  // One write: what the replica asks to persist before it speaks. Synced,
+  // except where the caller knows nothing it protects can leave the node
+  // before a later synced write (a one-node consortium, see Node::handle).
   Status persist(const std::optional<consensus::SafetyState>& safety,
-                 const std::vector<consensus::Block>& blocks);
+                 const std::vector<consensus::Block>& blocks, bool sync = true);
   // Keeps a committed block (fetched while catching up) so this node can
-  // serve it to others; unsynced, and skipped when already stored.
-  Status keep_committed(const consensus::Block& block);
+  // serve it to others; unsynced, and skipped when already stored. `id` is
+  // block.id().
+  Status keep_committed(const consensus::Block& block, const Hash256& id);
 
   // The replica's starting point: the safety state, the newest executed
   // block (`executed_id` from the ledger; nullopt at first start) and the
@@ -40,6 +56,11 @@ class ConsensusStore : public consensus::BlockReader {
   storage::Store& store_;
   consensus::Block genesis_;
   Hash256 genesis_id_;
+  // Ids of blocks persist() wrote since start and not yet committed, so
+  // keep_committed() need not read a block (up to 16 MiB) back to learn
+  // that it is stored. Bounded: cleared when it grows past
+  // kPersistedIdsMax (blocks that never commit), after which the read decides.
+  std::unordered_set<Hash256, HashOfId> persisted_;
 };
 
 }  // namespace custos::node

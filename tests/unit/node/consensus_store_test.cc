@@ -77,9 +77,9 @@ TEST_F(ConsensusStoreTest, AnExecutedBlockThatIsNotStoredIsCorruption) {
 
 TEST_F(ConsensusStoreTest, KeptCommittedBlocksAreServed) {
   Block b1 = child_of(genesis_, 1, "fetched while catching up");
-  ASSERT_TRUE(cs_->keep_committed(b1).ok());
+  ASSERT_TRUE(cs_->keep_committed(b1, b1.id()).ok());
   EXPECT_EQ(cs_->get(b1.id()), b1);
-  ASSERT_TRUE(cs_->keep_committed(b1).ok()) << "keeping it twice is harmless";
+  ASSERT_TRUE(cs_->keep_committed(b1, b1.id()).ok()) << "keeping it twice is harmless";
 }
 
 TEST_F(ConsensusStoreTest, ABlockStoredUnderAnotherIdIsNotServed) {
