@@ -2,7 +2,8 @@
 // "consensus"), and the BlockReader the replica reads blocks through.
 //
 //   "s"                      -> SafetyState (synced before any vote leaves)
-//   "b" || block id          -> consensus block (every block persisted)
+//   "b" || block id          -> consensus block (every block persisted); once
+//                               executed, its compact form (compact_executed)
 //   "r" || be64(round) || id -> empty; finds the blocks above the committed
 //                               one at start without scanning every block
 // Which committed block the ledger has executed is a ledger meta record
@@ -30,6 +31,9 @@ struct HashOfId {
   }
 };
 
+// An executed block's compact record: an array of these two.
+inline constexpr size_t kCompactBlockFields = 2;
+
 class ConsensusStore : public consensus::BlockReader {
  public:
   ConsensusStore(storage::Store& store, consensus::Block genesis)
@@ -47,12 +51,27 @@ class ConsensusStore : public consensus::BlockReader {
   // block.id().
   Status keep_committed(const consensus::Block& block, const Hash256& id);
 
+  // After a block is executed (its entries durably written), replaces the
+  // stored block by its compact form, so the statements are stored once, as
+  // log entries: [block without payload (bstr), [* item]] where an item is
+  // the log index of the registered entry that holds its bytes (uint) or, for
+  // an item the ledger refused, its bytes (bstr). get() rebuilds the block
+  // from the entries and checks it against its id. `entry_index` is aligned
+  // with block.payload. Unsynced: if a crash loses it, the full block stays.
+  // A no-op when no item was registered.
+  Status compact_executed(const consensus::Block& block, const Hash256& id,
+                          const std::vector<std::optional<uint64_t>>& entry_index);
+
   // The replica's starting point: the safety state, the newest executed
   // block (`executed_id` from the ledger; nullopt at first start) and the
   // stored blocks above it.
   Result<consensus::Recovered> recover(const std::optional<Hash256>& executed_id) const;
 
  private:
+  // The block from a compact record (see compact_executed); its id is
+  // checked by the caller.
+  Result<consensus::Block> expand(ByteView compact) const;
+
   storage::Store& store_;
   consensus::Block genesis_;
   Hash256 genesis_id_;

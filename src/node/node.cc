@@ -457,7 +457,8 @@ void Node::execute(const std::vector<consensus::Block>& blocks, const std::vecto
   // outcome depends only on the statement and the log before it, so every
   // node decides the same.
   struct Executing {
-    std::vector<Hash256> batch_ids;  // aligned with the ledger block's batch
+    std::vector<Hash256> batch_ids;                     // aligned with the ledger block's batch
+    std::vector<std::optional<size_t>> batch_position;  // per payload item, if in the batch
     std::unordered_map<Hash256, Result<ledger::Registered>, HashOf> outcome;
   };
   std::vector<Executing> executing(blocks.size());
@@ -476,12 +477,15 @@ void Node::execute(const std::vector<consensus::Block>& blocks, const std::vecto
       const Hash256 id = crypto::sha256(item);
       item_ids.push_back(id);
       if (auto a = mempool_.extract(id)) {
+        ex.batch_position.push_back(in.batch.size());
         in.batch.push_back(std::move(*a));
         ex.batch_ids.push_back(id);
       } else if (auto a2 = ledger_->admit(item); a2.ok()) {
+        ex.batch_position.push_back(in.batch.size());
         in.batch.push_back(std::move(a2).value());
         ex.batch_ids.push_back(id);
       } else {
+        ex.batch_position.push_back(std::nullopt);
         ex.outcome.emplace(id, a2.status());
       }
     }
@@ -502,6 +506,24 @@ void Node::execute(const std::vector<consensus::Block>& blocks, const std::vecto
     return;
   }
   mempool_.executed(item_ids);
+  // The statements are in the log now: keep each executed consensus block
+  // in its compact form, which refers to those entries instead of holding
+  // the statements a second time.
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const Executing& ex = executing[k];
+    std::vector<std::optional<uint64_t>> entry_index(ex.batch_position.size());
+    for (size_t i = 0; i < entry_index.size(); ++i) {
+      const auto& position = ex.batch_position[i];
+      if (position && (*results)[k][*position].ok()) {
+        entry_index[i] = (*results)[k][*position]->index;
+      }
+    }
+    const Hash256 block_id = k < ids.size() ? ids[k] : blocks[k].id();
+    if (Status compacted = consensus_store_->compact_executed(blocks[k], block_id, entry_index);
+        !compacted.ok()) {
+      spdlog::warn("cannot compact executed block: {}", compacted.to_string());
+    }
+  }
   const uint64_t height_after = ledger_->head().height;
   if (height_after > height_before) {
     metrics_.blocks_written.fetch_add(height_after - height_before, std::memory_order_relaxed);
