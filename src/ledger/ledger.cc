@@ -199,12 +199,21 @@ Result<std::vector<std::vector<Result<Registered>>>> Ledger::append_blocks(
   const merkle::Frontier frontier_before = frontier_;
   storage::WriteBatch wb;
   std::set<Hash256> changed;
+  std::vector<std::pair<Hash256, records::EntryLocation>> entry_ids;
   bool wrote_block = false;
   std::vector<std::vector<Result<Registered>>> all;
   all.reserve(blocks.size());
   for (BlockInput& in : blocks) {
-    all.push_back(stage_block(in.batch, in.context, working, wb, changed, wrote_block));
+    all.push_back(stage_block(in.batch, in.context, working, wb, changed, entry_ids, wrote_block));
   }
+  // Entry ids are uniformly random keys: inserted in the order of the log,
+  // each one is a search of the memtable's skip list from its top, which
+  // profiles showed as the largest cost of a block write. Sorted, each
+  // insert starts from where the previous one ended (the column's memtable
+  // insert hint, storage/store.cc).
+  std::sort(entry_ids.begin(), entry_ids.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [id, location] : entry_ids) wb.put(Column::kEntryIds, id, location.encode());
   // Each key's state after the last block that changed it; the blocks in
   // between read it from working_keys_, not from the store.
   for (const auto& kid : changed) {
@@ -231,11 +240,10 @@ Result<std::vector<std::vector<Result<Registered>>>> Ledger::append_blocks(
   return all;
 }
 
-std::vector<Result<Registered>> Ledger::stage_block(std::vector<Admitted>& batch,
-                                                    const BlockContext& context, Head& working,
-                                                    storage::WriteBatch& wb,
-                                                    std::set<Hash256>& changed_keys,
-                                                    bool& wrote_block) {
+std::vector<Result<Registered>> Ledger::stage_block(
+    std::vector<Admitted>& batch, const BlockContext& context, Head& working,
+    storage::WriteBatch& wb, std::set<Hash256>& changed_keys,
+    std::vector<std::pair<Hash256, records::EntryLocation>>& entry_ids, bool& wrote_block) {
   const Head before = working;
   const uint64_t height = before.height + 1;
   std::vector<Result<Registered>> results;
@@ -257,7 +265,7 @@ std::vector<Result<Registered>> Ledger::stage_block(std::vector<Admitted>& batch
     const cose::StatementHeader& h = a.statement.header;
     Bytes index_key = records::be64_key(index);
     wb.put(Column::kEntries, index_key, a.statement.bytes);
-    wb.put(Column::kEntryIds, a.id, records::EntryLocation{index, height}.encode());
+    entry_ids.emplace_back(a.id, records::EntryLocation{index, height});
     wb.put(Column::kIndex, records::index_key(records::kIndexIssuer, h.issuer, index), {});
     wb.put(Column::kIndex, records::index_key(records::kIndexSubject, h.subject, index), {});
     wb.put(Column::kIndex, records::index_key(records::kIndexType, h.content_type, index), {});

@@ -177,12 +177,13 @@ class Ledger {
   Status initialize();
   Status load();
   // Adds one block's records to `wb` and advances the in-memory state
-  // (frontier, working keys, `working` head) as if it were written. Sets
-  // `wrote_block` when the block registers anything.
-  std::vector<Result<Registered>> stage_block(std::vector<Admitted>& batch,
-                                              const BlockContext& context, Head& working,
-                                              storage::WriteBatch& wb,
-                                              std::set<Hash256>& changed_keys, bool& wrote_block);
+  // (frontier, working keys, `working` head) as if it were written. The
+  // entry-id records are left in `entry_ids` for the caller to add (sorted).
+  // Sets `wrote_block` when the block registers anything.
+  std::vector<Result<Registered>> stage_block(
+      std::vector<Admitted>& batch, const BlockContext& context, Head& working,
+      storage::WriteBatch& wb, std::set<Hash256>& changed_keys,
+      std::vector<std::pair<Hash256, records::EntryLocation>>& entry_ids, bool& wrote_block);
   Result<records::EntryLocation> locate(const Hash256& id) const;
   // Builds the answer from entry bytes already read (and checked against id).
   Result<EntryInfo> entry_from_bytes(const Hash256& id, uint64_t index, uint64_t height,

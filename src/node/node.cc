@@ -207,6 +207,7 @@ Node::Ticket Node::enqueue(ByteView bytes) {
         t.ready =
             Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
       }
+      t.duplicate = true;  // another submission of the same bytes is being registered
       break;
     }
     case Mempool::Added::kFull: {
@@ -444,10 +445,12 @@ void Node::handle(consensus::Output out) {
       send(e.to, ConsensusFrame{std::move(e.message)});
     }
   }
-  if (!out.committed.empty()) execute(out.committed, out.committed_ids);
-  if (out.timer_ms) timer_ms_ = out.timer_ms;
+  // Published before execution answers anyone, so a client that hears
+  // "registered" sees a committed round at least its block's.
   round_ = replica_->round();
   committed_round_ = replica_->committed_block().round;
+  if (!out.committed.empty()) execute(out.committed, out.committed_ids);
+  if (out.timer_ms) timer_ms_ = out.timer_ms;
 }
 
 void Node::execute(const std::vector<consensus::Block>& blocks, const std::vector<Hash256>& ids) {
