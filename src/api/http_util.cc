@@ -98,6 +98,37 @@ json registered_json(const node::Submission& s) {
   return j;
 }
 
+// The same object as registered_json(s).dump(), written directly: a batch
+// answer holds up to kBatchStatementsMax of them, and building a JSON tree
+// per statement cost more than the rest of the answer. Keys in the order
+// nlohmann's std::map gives them (sorted), so both forms are byte-identical.
+void append_registered_json(std::string& out, const node::Submission& s) {
+  const auto number = [&](uint64_t v) { out += std::to_string(v); };
+  out += '{';
+  if (!s.registered.flags.empty()) {
+    out += "\"flags\":";
+    out += json(s.registered.flags).dump(-1, ' ', false, json::error_handler_t::replace);
+    out += ',';
+  }
+  out += "\"height\":";
+  number(s.registered.height);
+  out += ",\"id\":\"";
+  out += to_hex(s.registered.id);
+  out += "\",\"index\":";
+  number(s.registered.index);
+  if (const auto& gap = s.registered.gap) {
+    out += ",\"sequence_gap\":{\"expected\":";
+    number(gap->expected);
+    out += ",\"got\":";
+    number(gap->got);
+    out += ",\"missing\":";
+    number(gap->got - gap->expected);
+    out += '}';
+  }
+  out +=
+      s.already_registered ? ",\"status\":\"already-registered\"}" : ",\"status\":\"registered\"}";
+}
+
 json entry_json(const ledger::EntryInfo& e, bool with_statement) {
   const auto& h = e.header;
   json j = {{"id", to_hex(e.id)},

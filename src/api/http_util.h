@@ -24,6 +24,10 @@ Result<uint64_t> parse_time_ms(const std::string& text, const char* what);
 const std::string* query_param(const Request& r, const char* name);
 nlohmann::json gap_json(const ledger::SequenceOutcome& gap);
 nlohmann::json registered_json(const node::Submission& s);
+// Typical size of one registered result, to size a batch answer once.
+inline constexpr size_t kRegisteredJsonBytes = 128;
+// registered_json(s).dump(), byte for byte, appended without a JSON tree.
+void append_registered_json(std::string& out, const node::Submission& s);
 // An entry's metadata; with_statement adds the payload (as JSON) and the
 // statement bytes (base64).
 nlohmann::json entry_json(const ledger::EntryInfo& e, bool with_statement);

@@ -66,8 +66,25 @@ Bytes event_payload(size_t worker, size_t i, size_t pad_bytes) {
   return cbor::encode(cbor::Value::map(std::move(m)));
 }
 
-// Verification rate of this machine with all cores, for the ratio.
-double measure_verify_rate(crypto::Algorithm alg, double seconds) {
+// User + system CPU time of this process: the load generator's own share of
+// the machine it shares with the nodes.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto secs = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+struct VerifyRate {
+  double per_s = 0;       // verifications per second, all cores
+  double cpu_s_each = 0;  // CPU seconds one verification took
+};
+
+// Verification rate of this machine with all cores, for the ratio, and the
+// CPU time of one verification.
+VerifyRate measure_verify_rate(crypto::Algorithm alg, double seconds) {
   auto key = crypto::PrivateKey::generate(alg).value();
   cose::StatementHeader h{
       alg, crypto::cose_algorithm(alg), {}, "application/cbor", "bench", "verify", 1, 1};
@@ -81,6 +98,7 @@ double measure_verify_rate(crypto::Algorithm alg, double seconds) {
   std::atomic<uint64_t> done{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> pool;
+  const double cpu_start = process_cpu_seconds();
   const auto start = Clock::now();
   for (unsigned t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
@@ -97,7 +115,9 @@ double measure_verify_rate(crypto::Algorithm alg, double seconds) {
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& t : pool) t.join();
-  return static_cast<double>(done) / seconds_since(start);
+  const double elapsed = seconds_since(start);
+  const double ops = static_cast<double>(done);
+  return VerifyRate{ops / elapsed, (process_cpu_seconds() - cpu_start) / ops};
 }
 
 double percentile(std::vector<double>& v, double p) {
@@ -128,6 +148,17 @@ double metric(NodeClient& client, const std::string& name) {
     pos += name.size();
   }
   return -1;
+}
+
+// Sum of process_cpu_seconds_total over the nodes (0 for a node that does
+// not report it).
+double nodes_cpu_seconds(const std::vector<std::string>& nodes) {
+  double total = 0;
+  for (const std::string& url : nodes) {
+    NodeClient c(url);
+    total += std::max(0.0, metric(c, "process_cpu_seconds_total"));
+  }
+  return total;
 }
 
 Status register_bench_keys(NodeClient& client, const std::string& admin_path,
@@ -188,7 +219,7 @@ Status bench(const BenchOptions& o) {
   const size_t sharing = o.nodes_on_machine ? o.nodes_on_machine : o.nodes.size();
   std::fprintf(stderr, "measuring %s verification rate on all cores...\n",
                crypto::algorithm_name(alg));
-  const double verify_rate_before = measure_verify_rate(alg, 2.0);
+  const VerifyRate verify_before = measure_verify_rate(alg, 2.0);
 
   std::vector<crypto::PrivateKey> keys;
   for (size_t i = 0; i < o.concurrency; ++i)
@@ -228,6 +259,23 @@ Status bench(const BenchOptions& o) {
     }
     for (auto& t : signers) t.join();
   }
+  // Request bodies are built before the clock starts too: the load generator
+  // shares the cores with the node(s) it measures, so whatever it spends
+  // while submitting is taken from them.
+  std::vector<std::vector<std::string>> bodies(o.concurrency);
+  for (size_t w = 0; w < o.concurrency; ++w) {
+    for (size_t i = 0; i < work[w].size(); i += o.batch) {
+      const size_t n = std::min(o.batch, work[w].size() - i);
+      if (o.batch == 1) {
+        bodies[w].emplace_back(work[w][i].begin(), work[w][i].end());
+        continue;
+      }
+      cbor::Array items;
+      for (size_t k = 0; k < n; ++k) items.push_back(cbor::Value::bytes(ByteView(work[w][i + k])));
+      Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
+      bodies[w].emplace_back(body.begin(), body.end());
+    }
+  }
   const double log_size_before = metric(probe, "custos_log_size");
   const uint64_t disk_before = o.data_dir.empty() ? 0 : dir_bytes(o.data_dir);
 
@@ -236,6 +284,8 @@ Status bench(const BenchOptions& o) {
   std::vector<std::vector<double>> latencies(o.concurrency);
   std::atomic<size_t> refused{0}, failed{0};
   std::vector<std::string> sample_ids(o.concurrency);
+  const double cpu_before = process_cpu_seconds();
+  const double nodes_cpu_before = nodes_cpu_seconds(o.nodes);
   const auto start = Clock::now();
   std::vector<std::thread> clients;
   for (size_t w = 0; w < o.concurrency; ++w) {
@@ -245,7 +295,7 @@ Status bench(const BenchOptions& o) {
       // loop), so latency is measured at that load rather than at saturation.
       const double per_client_s =
           o.rate > 0 ? static_cast<double>(o.batch * o.concurrency) / o.rate : 0;
-      for (size_t i = 0; i < work[w].size(); i += o.batch) {
+      for (size_t i = 0, r = 0; i < work[w].size(); i += o.batch, ++r) {
         const size_t n = std::min(o.batch, work[w].size() - i);
         if (per_client_s > 0) {
           std::this_thread::sleep_until(
@@ -253,18 +303,9 @@ Status bench(const BenchOptions& o) {
                           per_client_s * static_cast<double>(i / o.batch))));
         }
         const auto t0 = Clock::now();
-        Result<HttpReply> reply = error(ErrorCode::kInternal, "unset");
-        if (o.batch == 1) {
-          reply = client.post("/v1/entries", std::string(work[w][i].begin(), work[w][i].end()),
-                              "application/cose");
-        } else {
-          cbor::Array items;
-          for (size_t k = 0; k < n; ++k)
-            items.push_back(cbor::Value::bytes(ByteView(work[w][i + k])));
-          Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
-          reply = client.post("/v1/entries/batch", std::string(body.begin(), body.end()),
-                              "application/cbor");
-        }
+        Result<HttpReply> reply =
+            o.batch == 1 ? client.post("/v1/entries", bodies[w][r], "application/cose")
+                         : client.post("/v1/entries/batch", bodies[w][r], "application/cbor");
         const double latency = seconds_since(t0);
         if (!reply.ok() || !reply->ok()) {
           failed += n;
@@ -278,17 +319,29 @@ Status bench(const BenchOptions& o) {
   }
   for (auto& t : clients) t.join();
   const double elapsed = seconds_since(start);
+  const double generator_cores = (process_cpu_seconds() - cpu_before) / elapsed;
+  const double nodes_cpu = nodes_cpu_seconds(o.nodes) - nodes_cpu_before;
   // The machine is shared and noisy: measure the limit again now that the
   // node is idle and keep the higher figure, so the ratio is not flattered by
   // one unlucky measurement.
-  const double verify_rate_machine = std::max(verify_rate_before, measure_verify_rate(alg, 2.0));
+  const VerifyRate verify_after = measure_verify_rate(alg, 2.0);
+  const double verify_rate_machine = std::max(verify_before.per_s, verify_after.per_s);
   const double verify_rate = verify_rate_machine / static_cast<double>(sharing);
+  const double verify_cpu_s = std::min(verify_before.cpu_s_each, verify_after.cpu_s_each);
 
   std::vector<double> all;
   for (auto& v : latencies) all.insert(all.end(), v.begin(), v.end());
   const double registered = static_cast<double>(all.size());
   const double rate = registered / elapsed;
   const double p50 = percentile(all, 0.50), p99 = percentile(all, 0.99);
+  // CPU the nodes spent per registered statement, all nodes together, beside
+  // what the verifications alone cost (each node verifies each statement
+  // once): the share of the nodes' CPU that is verification. Unlike the
+  // throughput ratio it does not depend on how busy the machine is.
+  const double cpu_per_statement = registered > 0 ? nodes_cpu / registered : 0;
+  const double verify_share =
+      cpu_per_statement > 0 ? verify_cpu_s * static_cast<double>(o.nodes.size()) / cpu_per_statement
+                            : 0;
   const double log_size_after = metric(probe, "custos_log_size");
   double peak_rss = 0;
   for (const std::string& url : o.nodes) {
@@ -348,6 +401,10 @@ Status bench(const BenchOptions& o) {
       {"verify_per_s_all_cores", verify_rate_machine},
       {"verify_limit_per_s", verify_rate},
       {"ratio_to_verify_limit", rate / verify_rate},
+      {"load_generator_cores", generator_cores},
+      {"nodes_cpu_us_per_statement", cpu_per_statement * 1e6},
+      {"verify_cpu_us", verify_cpu_s * 1e6},
+      {"verify_share_of_node_cpu", verify_share},
       {"latency_p50_ms", p50 * 1000},
       {"latency_p99_ms", p99 * 1000},
       {"statement_bytes_avg", static_cast<double>(statement_bytes) / static_cast<double>(o.count)},
@@ -378,6 +435,14 @@ Status bench(const BenchOptions& o) {
         p50 * 1000, p99 * 1000, o.batch);
     std::printf("peak RSS of the largest node %.1f MB at log size %.0f\n", peak_rss / 1e6,
                 log_size_after);
+    std::printf("load generator (this process) used %.3f cores while submitting\n",
+                generator_cores);
+    if (nodes_cpu > 0) {
+      std::printf(
+          "node CPU per statement (%zu node(s) together): %.1f us; one verification %.1f us -> "
+          "verification is %.2f of the nodes' CPU\n",
+          o.nodes.size(), cpu_per_statement * 1e6, verify_cpu_s * 1e6, verify_share);
+    }
     if (j.contains("disk_bytes_per_entry_this_run")) {
       std::printf("disk: %.0f bytes per entry (statement avg %.0f bytes)\n",
                   j["disk_bytes_per_entry_this_run"].get<double>(),

@@ -121,6 +121,7 @@ struct Replica::State {
   void finish() {
     drain_local();
     if (safety_dirty) out->safety = safety.state();
+    out->committed_ids = committed_this_event;  // the node need not hash each block again
     out->timer_ms = next_timer();
     out = nullptr;
   }

@@ -99,8 +99,9 @@ struct Output {
   // voted for.
   std::vector<Block> blocks;
   std::vector<Envelope> messages;
-  std::vector<Block> committed;      // newly committed, oldest first; execute in order
-  std::optional<uint64_t> timer_ms;  // absolute time at which on_timer should next be called
+  std::vector<Block> committed;        // newly committed, oldest first; execute in order
+  std::vector<Hash256> committed_ids;  // their ids, aligned with `committed`
+  std::optional<uint64_t> timer_ms;    // absolute time at which on_timer should next be called
 };
 
 class Replica {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -112,6 +113,12 @@ struct BlockContext {
   std::vector<std::pair<std::string, Bytes>> meta;
 };
 
+// One block to append: its statements (admitted) and where it comes from.
+struct BlockInput {
+  std::vector<Admitted> batch;
+  BlockContext context;
+};
+
 // One node's receipt signature for one block: the protected header it signed
 // (naming its kid and the tree size) and the signature over (header, root).
 struct NodeSignature {
@@ -144,6 +151,13 @@ class Ledger {
   // A block proposed by this node at now_ms (tests, tools).
   Result<std::vector<Result<Registered>>> append_block(std::vector<Admitted> batch,
                                                        uint64_t now_ms);
+  // Appends several blocks, in order, exactly as that many append_block calls
+  // would (same heights, records and refusals), but in one atomic write, synced
+  // once if any of them registers a statement: consensus often commits a few
+  // blocks at once, and an fsync per block was what a node spent most of its
+  // driver thread on. One result list per input block.
+  Result<std::vector<std::vector<Result<Registered>>>> append_blocks(
+      std::vector<BlockInput> blocks);
 
   // Receipt signatures of the consortium. The ledger signs each block it
   // writes; the others arrive from peers and are checked here (the node is a
@@ -200,15 +214,26 @@ class Ledger {
   explicit Ledger(LedgerConfig config);
   Status initialize();
   Status load();
+  // Adds one block's records to `wb` and advances the in-memory state
+  // (frontier, working keys, `working` head) as if it were written. The
+  // entry-id records are left in `entry_ids` for the caller to add (sorted).
+  // Sets `wrote_block` when the block registers anything.
+  std::vector<Result<Registered>> stage_block(
+      std::vector<Admitted>& batch, const BlockContext& context, Head& working,
+      storage::WriteBatch& wb, std::set<Hash256>& changed_keys,
+      std::vector<std::pair<Hash256, records::EntryLocation>>& entry_ids, bool& wrote_block,
+      BlockRuleState& rule_state);
   Result<records::EntryLocation> locate(const Hash256& id) const;
   // Builds the answer from entry bytes already read (and checked against id).
   Result<EntryInfo> entry_from_bytes(const Hash256& id, const records::EntryLocation& loc,
                                      Bytes bytes) const;
   Result<EntryInfo> entry_by_location(const Hash256& id, const records::EntryLocation& loc) const;
   // Stage 2 for one statement: the core key registry and the rules; on
-  // acceptance the entry's records are added to `wb`.
-  Result<Registered> register_one(Admitted& a, uint64_t index, uint64_t height, uint64_t time_ms,
-                                  BlockRuleState& rule_state, storage::WriteBatch& wb);
+  // acceptance the entry's records are added to `wb` (its id record to
+  // `entry_ids`, which the caller writes sorted).
+  Result<Registered> register_one(
+      Admitted& a, uint64_t index, uint64_t height, uint64_t time_ms, BlockRuleState& rule_state,
+      storage::WriteBatch& wb, std::vector<std::pair<Hash256, records::EntryLocation>>& entry_ids);
   Result<std::pair<uint64_t, uint64_t>> index_range_for_time(const Query& q,
                                                              const Head& head) const;
   Result<std::vector<NodeSignature>> receipt_signatures(uint64_t height) const;

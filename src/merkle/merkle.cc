@@ -111,9 +111,7 @@ Status wrong_length(const char* what, size_t got, size_t want, const std::string
 }  // namespace
 
 Hash leaf_hash(ByteView entry) {
-  // One context per thread: Sha256 allocates an OpenSSL context on
-  // construction, and finish() re-arms it, so reuse is safe and cheap.
-  thread_local crypto::Sha256 hasher;
+  crypto::Sha256 hasher;  // no allocation: a context on the stack
   const uint8_t prefix = kLeafPrefix;
   hasher.update(ByteView(&prefix, 1));
   hasher.update(entry);

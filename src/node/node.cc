@@ -72,8 +72,19 @@ Status Node::open() {
   replica_ = std::make_unique<consensus::Replica>(
       std::move(cc), std::move(recovered), *consensus_store_,
       [this](size_t max_items, size_t max_bytes,
-             const std::function<bool(const Hash256&)>& in_flight) {
-        return mempool_.take(max_items, max_bytes, in_flight);
+             const std::function<bool(const Hash256&)>& in_flight) -> std::vector<Bytes> {
+        // A one-node consortium certifies and commits within one replica
+        // step (its votes go to itself), and a leader proposes at once while
+        // an uncommitted ancestor carries payload: so one step could chain
+        // many blocks of the few statements that arrived meanwhile, each a
+        // ledger block with its signatures. One block with payload per step
+        // instead; what arrives meanwhile waits for the next step, which
+        // comes as soon as this one is written (fewer, larger blocks per
+        // fsync). With peers a step proposes at most once anyway.
+        if (validators_.size() == 1 && payload_taken_in_step_) return {};
+        std::vector<Bytes> items = mempool_.take(max_items, max_bytes, in_flight);
+        if (!items.empty()) payload_taken_in_step_ = true;
+        return items;
       });
 
   if (config_.network && !config_.network->peers.empty()) {
@@ -153,10 +164,10 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     return t;
   }
   t.id = admitted->id;
-  if (auto existing = ledger_->entry(t.id); existing.ok()) {
-    t.ready = Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
-    return t;
-  }
+  // No lookup of the id in the ledger here: it cost a RocksDB read per
+  // statement, and a resubmission of registered bytes is answered anyway,
+  // through the replay refusal its execution gets (see await) or, when it
+  // executed a moment ago, through the kExecuted case below.
   if (!healthy_) {
     t.ready = Result<Submission>(
         error(ErrorCode::kUnavailable, "the node stopped after a storage failure"));
@@ -170,11 +181,14 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     std::lock_guard lock(waiters_mu_);
     waiters_[t.id].push_back(promise);
   }
-  const Bytes statement_bytes = admitted->statement.bytes;
+  // A copy for the peers (the mempool keeps the admitted form); a one-node
+  // consortium has nobody to forward to.
+  Bytes forward;
+  if (transport_) forward = admitted->statement.bytes;
   switch (mempool_.add(std::move(admitted).value())) {
     case Mempool::Added::kAdded: {
       std::lock_guard lock(mu_);
-      outgoing_forwards_.push_back(statement_bytes);
+      if (transport_) outgoing_forwards_.push_back(std::move(forward));
       if (!payload_signal_at_) {
         payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
       }
@@ -184,15 +198,20 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     case Mempool::Added::kDuplicate:  // in flight already: its execution answers us too
       t.duplicate = true;
       break;
-    case Mempool::Added::kExecuted:  // executed a moment ago; the waiter hears it
-      break;
-    case Mempool::Added::kFull: {
-      {
-        std::lock_guard lock(waiters_mu_);
-        auto& list = waiters_[t.id];
-        list.erase(std::remove(list.begin(), list.end(), promise), list.end());
-        if (list.empty()) waiters_.erase(t.id);
+    case Mempool::Added::kExecuted: {
+      // Executed a moment ago, or earlier: if its block is written, answer
+      // now; otherwise that execution is under way and answers the waiter.
+      if (auto existing = ledger_->entry(t.id); existing.ok()) {
+        forget_waiter(t.id, promise);
+        t.future = {};
+        t.ready =
+            Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
       }
+      t.duplicate = true;  // another submission of the same bytes is being registered
+      break;
+    }
+    case Mempool::Added::kFull: {
+      forget_waiter(t.id, promise);
       metrics_.refused(ErrorCode::kUnavailable);
       t.ready = Result<Submission>(error(
           ErrorCode::kUnavailable, "the node is at capacity (" + std::to_string(mempool_.size()) +
@@ -201,6 +220,15 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     }
   }
   return t;
+}
+
+void Node::forget_waiter(const Hash256& id, const std::shared_ptr<Promise>& promise) {
+  std::lock_guard lock(waiters_mu_);
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return;
+  auto& list = it->second;
+  list.erase(std::remove(list.begin(), list.end(), promise), list.end());
+  if (list.empty()) waiters_.erase(it);
 }
 
 Result<Submission> Node::await(Ticket& t) {
@@ -314,9 +342,6 @@ void Node::run_driver() {
     bool payload = false;
     {
       std::unique_lock lock(mu_);
-      const auto wake = [&] {
-        return stopping_ || !events_.empty() || !outgoing_forwards_.empty();
-      };
       std::optional<Clock::time_point> deadline = payload_signal_at_;
       if (timer_ms_) {
         const uint64_t now = unix_time_ms();
@@ -324,6 +349,12 @@ void Node::run_driver() {
             Clock::now() + std::chrono::milliseconds(*timer_ms_ > now ? *timer_ms_ - now : 0);
         if (!deadline || timer < *deadline) deadline = timer;
       }
+      // Also wake when a submission set a payload signal earlier than the
+      // deadline waited for, so the wait is recomputed.
+      const auto wake = [&] {
+        return stopping_ || !events_.empty() || !outgoing_forwards_.empty() ||
+               (payload_signal_at_ && (!deadline || *payload_signal_at_ < *deadline));
+      };
       if (deadline) {
         cv_.wait_until(lock, *deadline, wake);
       } else {
@@ -386,9 +417,19 @@ void Node::on_frame(uint32_t from, Frame frame) {
 }
 
 void Node::handle(consensus::Output out) {
+  payload_taken_in_step_ = false;  // every replica step ends here
   if (!healthy_) return;
   if (out.safety || !out.blocks.empty()) {
-    Status persisted = consensus_store_->persist(out.safety, out.blocks);
+    // In a one-node consortium no vote, timeout or proposal ever leaves the
+    // node, so nobody can be shown two different ones after a crash: the
+    // write need not be synced on its own. Whatever it protects that a
+    // client can see (an acknowledged entry) is executed below in a synced
+    // write that comes later in the same RocksDB write-ahead log, and a
+    // synced write makes every earlier one durable with it; a crash before
+    // that loses only rounds nobody observed. With peers, the write is synced
+    // before any message of this step leaves (docs/consensus.md §2).
+    const bool sync = validators_.size() > 1;
+    Status persisted = consensus_store_->persist(out.safety, out.blocks, sync);
     if (!persisted.ok()) {
       // Sending a vote that is not on disk could make this node equivocate
       // after a restart: stop taking part instead.
@@ -404,69 +445,122 @@ void Node::handle(consensus::Output out) {
       send(e.to, ConsensusFrame{std::move(e.message)});
     }
   }
-  for (const consensus::Block& b : out.committed) execute(b);
-  if (out.timer_ms) timer_ms_ = out.timer_ms;
+  // Published before execution answers anyone, so a client that hears
+  // "registered" sees a committed round at least its block's.
   round_ = replica_->round();
   committed_round_ = replica_->committed_block().round;
+  if (!out.committed.empty()) execute(out.committed, out.committed_ids);
+  if (out.timer_ms) timer_ms_ = out.timer_ms;
 }
 
-void Node::execute(const consensus::Block& block) {
+void Node::execute(const std::vector<consensus::Block>& blocks, const std::vector<Hash256>& ids) {
   if (!healthy_) return;
-  if (Status kept = consensus_store_->keep_committed(block); !kept.ok()) {
-    spdlog::warn("cannot keep committed block: {}", kept.to_string());
-  }
   // Statements this node admitted (or a peer forwarded and it checked) skip
   // a second signature check; the others are checked now. Either way the
   // outcome depends only on the statement and the log before it, so every
   // node decides the same.
-  std::vector<ledger::Admitted> batch;
-  std::vector<Hash256> batch_ids;  // aligned with batch
-  std::vector<Hash256> ids;        // every item
-  std::unordered_map<Hash256, Result<ledger::Registered>, HashOf> outcome;
-  batch.reserve(block.payload.size());
-  for (const Bytes& item : block.payload) {
-    const Hash256 id = crypto::sha256(item);
-    ids.push_back(id);
-    if (auto a = mempool_.extract(id)) {
-      batch.push_back(std::move(*a));
-      batch_ids.push_back(id);
-    } else if (auto a2 = ledger_->admit(item); a2.ok()) {
-      batch.push_back(std::move(a2).value());
-      batch_ids.push_back(id);
-    } else {
-      outcome.emplace(id, a2.status());
+  struct Executing {
+    std::vector<Hash256> batch_ids;                     // aligned with the ledger block's batch
+    std::vector<std::optional<size_t>> batch_position;  // per payload item, if in the batch
+    std::unordered_map<Hash256, Result<ledger::Registered>, HashOf> outcome;
+  };
+  std::vector<Executing> executing(blocks.size());
+  std::vector<ledger::BlockInput> inputs(blocks.size());
+  std::vector<Hash256> item_ids;  // every item of every block
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const consensus::Block& block = blocks[k];
+    const Hash256 block_id = k < ids.size() ? ids[k] : block.id();
+    if (Status kept = consensus_store_->keep_committed(block, block_id); !kept.ok()) {
+      spdlog::warn("cannot keep committed block: {}", kept.to_string());
     }
+    Executing& ex = executing[k];
+    ledger::BlockInput& in = inputs[k];
+    in.batch.reserve(block.payload.size());
+    for (const Bytes& item : block.payload) {
+      const Hash256 id = crypto::sha256(item);
+      item_ids.push_back(id);
+      if (auto a = mempool_.extract(id)) {
+        ex.batch_position.push_back(in.batch.size());
+        in.batch.push_back(std::move(*a));
+        ex.batch_ids.push_back(id);
+      } else if (auto a2 = ledger_->admit(item); a2.ok()) {
+        ex.batch_position.push_back(in.batch.size());
+        in.batch.push_back(std::move(a2).value());
+        ex.batch_ids.push_back(id);
+      } else {
+        ex.batch_position.push_back(std::nullopt);
+        ex.outcome.emplace(id, a2.status());
+      }
+    }
+    in.context.time_ms = block.time_ms;
+    if (block.author < validators_.size()) in.context.proposer = validators_[block.author].kid();
+    in.context.meta.emplace_back(std::string(kMetaExecuted),
+                                 Bytes(block_id.begin(), block_id.end()));
   }
-  const Hash256 block_id = block.id();
-  ledger::BlockContext context;
-  context.time_ms = block.time_ms;
-  if (block.author < validators_.size()) context.proposer = validators_[block.author].kid();
-  context.meta.emplace_back(std::string(kMetaExecuted), Bytes(block_id.begin(), block_id.end()));
+  // Every block committed by one consensus step goes to disk in one synced
+  // write (with the "executed" marker of the last), not one fsync each.
   const uint64_t height_before = ledger_->head().height;
   const auto start = Clock::now();
-  auto results = ledger_->append_block(std::move(batch), context);
+  auto results = ledger_->append_blocks(std::move(inputs));
   if (!results.ok()) {
     spdlog::critical("storage failure, refusing further statements: {}",
                      results.status().to_string());
     healthy_ = false;
     return;
   }
-  mempool_.executed(ids);
-  const uint64_t height = ledger_->head().height;
-  if (height > height_before) {
-    metrics_.blocks_written.fetch_add(1, std::memory_order_relaxed);
+  mempool_.executed(item_ids);
+  // The statements are in the log now: keep each executed consensus block
+  // in its compact form, which refers to those entries instead of holding
+  // the statements a second time.
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const Executing& ex = executing[k];
+    std::vector<std::optional<uint64_t>> entry_index(ex.batch_position.size());
+    for (size_t i = 0; i < entry_index.size(); ++i) {
+      const auto& position = ex.batch_position[i];
+      if (position && (*results)[k][*position].ok()) {
+        entry_index[i] = (*results)[k][*position]->index;
+      }
+    }
+    const Hash256 block_id = k < ids.size() ? ids[k] : blocks[k].id();
+    if (Status compacted = consensus_store_->compact_executed(blocks[k], block_id, entry_index);
+        !compacted.ok()) {
+      spdlog::warn("cannot compact executed block: {}", compacted.to_string());
+    }
+  }
+  const uint64_t height_after = ledger_->head().height;
+  if (height_after > height_before) {
+    metrics_.blocks_written.fetch_add(height_after - height_before, std::memory_order_relaxed);
     metrics_.block_write_latency.observe(
         std::chrono::duration<double>(Clock::now() - start).count());
   }
-  for (size_t i = 0; i < results->size(); ++i) {
-    const Result<ledger::Registered>& r = (*results)[i];
-    if (r.ok()) {
-      metrics_.statements_registered.fetch_add(1, std::memory_order_relaxed);
-      if (r->gap) metrics_.sequence_gaps.fetch_add(1, std::memory_order_relaxed);
+  uint64_t height = height_before;
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    Executing& ex = executing[k];
+    const std::vector<Result<ledger::Registered>>& block_results = (*results)[k];
+    bool wrote = false;
+    for (size_t i = 0; i < block_results.size(); ++i) {
+      const Result<ledger::Registered>& r = block_results[i];
+      if (r.ok()) {
+        wrote = true;
+        metrics_.statements_registered.fetch_add(1, std::memory_order_relaxed);
+        if (r->gap) metrics_.sequence_gaps.fetch_add(1, std::memory_order_relaxed);
+      }
+      ex.outcome.emplace(ex.batch_ids[i], r);  // a duplicate in one block: the first decides
     }
-    outcome.emplace(batch_ids[i], r);  // a duplicate in one block: the first decides
+    if (wrote) ++height;
+    answer_executed(blocks[k], wrote ? std::optional<uint64_t>(height) : std::nullopt, ex.outcome);
   }
+  while (awaiting_quorum_.size() > kAwaitingHeightsMax) {
+    for (auto& [promise, registered] : awaiting_quorum_.begin()->second) {
+      promise->set_value(registered);
+    }
+    awaiting_quorum_.erase(awaiting_quorum_.begin());
+  }
+}
 
+void Node::answer_executed(
+    const consensus::Block& block, std::optional<uint64_t> height,
+    const std::unordered_map<Hash256, Result<ledger::Registered>, HashOf>& outcome) {
   // Registrations wait for a quorum of receipt signatures; refusals are
   // answered now.
   std::vector<std::pair<std::shared_ptr<Promise>, ledger::Registered>> parked;
@@ -486,30 +580,24 @@ void Node::execute(const consensus::Block& block) {
       waiters_.erase(it);
     }
   }
-  if (height > height_before) {
-    auto& list = awaiting_quorum_[height];
-    for (auto& p : parked) list.push_back(std::move(p));
-    auto own = ledger_->own_receipt_signature(height);
-    if (own.ok()) {
-      const bool behind = unix_time_ms() > block.time_ms + kCatchUpAgeMs;
-      send(std::nullopt, ReceiptSignatureFrame{height, *own, behind});
-    }
-    if (auto early = early_signatures_.find(height); early != early_signatures_.end()) {
-      auto sigs = std::move(early->second);
-      early_signatures_.erase(early);
-      early_signature_count_ -= sigs.size();
-      for (auto& [from, sig] : sigs) on_receipt_signature(from, height, sig, false);
-    }
-    answer_signed(height);
-  } else {
+  if (!height) {
     for (auto& [promise, registered] : parked) promise->set_value(registered);
+    return;
   }
-  while (awaiting_quorum_.size() > kAwaitingHeightsMax) {
-    for (auto& [promise, registered] : awaiting_quorum_.begin()->second) {
-      promise->set_value(registered);
-    }
-    awaiting_quorum_.erase(awaiting_quorum_.begin());
+  auto& list = awaiting_quorum_[*height];
+  for (auto& p : parked) list.push_back(std::move(p));
+  auto own = ledger_->own_receipt_signature(*height);
+  if (own.ok()) {
+    const bool behind = unix_time_ms() > block.time_ms + kCatchUpAgeMs;
+    send(std::nullopt, ReceiptSignatureFrame{*height, *own, behind});
   }
+  if (auto early = early_signatures_.find(*height); early != early_signatures_.end()) {
+    auto sigs = std::move(early->second);
+    early_signatures_.erase(early);
+    early_signature_count_ -= sigs.size();
+    for (auto& [from, sig] : sigs) on_receipt_signature(from, *height, sig, false);
+  }
+  answer_signed(*height);
 }
 
 void Node::on_receipt_signature(uint32_t from, uint64_t height, const ledger::NodeSignature& sig,

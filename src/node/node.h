@@ -133,11 +133,17 @@ class Node {
   Status open();
   Ticket enqueue(ByteView bytes);
   Result<Submission> await(Ticket& ticket);
+  void forget_waiter(const Hash256& id, const std::shared_ptr<Promise>& promise);
 
   // Driver thread.
   void run_driver();
   void handle(consensus::Output out);
-  void execute(const consensus::Block& block);
+  // Executes the blocks one consensus step committed (ids aligned) in one
+  // ledger write, then answers their submitters.
+  void execute(const std::vector<consensus::Block>& blocks, const std::vector<Hash256>& ids);
+  void answer_executed(
+      const consensus::Block& block, std::optional<uint64_t> height,
+      const std::unordered_map<Hash256, Result<ledger::Registered>, HashOf>& outcome);
   void on_frame(uint32_t from, Frame frame);
   void on_receipt_signature(uint32_t from, uint64_t height, const ledger::NodeSignature& sig,
                             bool want_reply);
@@ -166,6 +172,7 @@ class Node {
   std::unique_ptr<ConsensusStore> consensus_store_;
   std::unique_ptr<consensus::Replica> replica_;
   std::optional<uint64_t> timer_ms_;
+  bool payload_taken_in_step_ = false;  // see the payload source in open()
   std::map<uint64_t, std::vector<std::pair<std::shared_ptr<Promise>, ledger::Registered>>>
       awaiting_quorum_;
   std::map<uint64_t, std::vector<std::pair<uint32_t, ledger::NodeSignature>>> early_signatures_;

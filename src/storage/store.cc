@@ -40,17 +40,18 @@ Status io_error(const rocksdb::Status& s, const char* what) {
 }  // namespace
 
 namespace {
-// The ledger appends in key order within each of these families: log indexes
-// (entries), per-level node indexes (log_nodes), and per-value log indexes
-// behind a 9-byte prefix (indexes). A memtable insert hint per prefix turns
-// each skiplist insert from a search from the top into a step from the last
-// insert, which profiles showed as the largest cost of a block write.
 // Size of one partition of an SST's index or filter (see Store::open).
 constexpr uint64_t kMetadataBlockBytes = 4096;
 
+// The ledger appends in key order within each of these families: log indexes
+// (entries), per-level node indexes (log_nodes), per-value log indexes behind
+// a 9-byte prefix (indexes), and within each write, entry ids (sorted). A memtable insert hint per
+// prefix turns each skiplist insert from a search from the top into a step from the last insert,
+// which profiles showed as the largest cost of a block write.
 rocksdb::ColumnFamilyOptions options_for(Column column, rocksdb::ColumnFamilyOptions base) {
   switch (column) {
     case Column::kEntries:
+    case Column::kEntryIds:  // random keys, but the ledger adds each batch's in sorted order
       base.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
       break;
     case Column::kNodes:

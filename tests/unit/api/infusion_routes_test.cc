@@ -274,7 +274,7 @@ TEST_F(InfusionRoutesTest, RefusalsAreProblems) {
   expect_problem(get("/v1/orders/o-1/report", {}, "DELETE"), 405, "method-not-allowed", "DELETE");
   // Unknown shapes under these prefixes fall through to the router's 404.
   expect_problem(get("/v1/orders/o-1/other"), 404, "not-found", "");
-  expect_problem(get("/v1/patients/x"), 404, "not-found", "");
+  expect_problem(get("/v1/patients/x/other"), 404, "not-found", "");
   EXPECT_EQ(get("/v1/orders/o-1", {}, "HEAD").status, 200);
 }
 

@@ -259,6 +259,30 @@ TEST_F(RouterTest, PostBatchAnswersEachStatement) {
   EXPECT_EQ(parse_json(empty)["results"], json::array());
 }
 
+// The batch answer is written without a JSON tree per statement; it must be
+// the very bytes the single-statement answer's JSON object would give.
+TEST_F(RouterTest, PostBatchResultsAreTheSingleAnswerObjects) {
+  const auto& admin = test_keys().admin;
+  Bytes first = sign(admin, 1);
+  Bytes gap = sign(admin, 5);  // 2..4 skipped: registered with a sequence gap
+  Response r =
+      call("POST", "/v1/entries/batch", {}, "application/cbor", batch_body({first, gap, first}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = parse_json(r);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["results"][1]["sequence_gap"], json({{"expected", 2}, {"got", 5}, {"missing", 3}}));
+  // The same bytes again are answered as already registered.
+  EXPECT_EQ(j["results"][2].value("status", ""), "already-registered");
+  // Each object, re-serialized by the JSON library, is what the answer holds.
+  std::string expected = "{\"results\":[";
+  for (size_t i = 0; i < 3; ++i) expected += (i ? "," : "") + j["results"][i].dump();
+  expected += "]}";
+  EXPECT_EQ(r.body, expected);
+  // And one of them is what POST /v1/entries answers for the same bytes.
+  Response single = post_statement(first);
+  EXPECT_EQ(single.body, j["results"][2].dump());
+}
+
 TEST_F(RouterTest, PostBatchRefusals) {
   expect_problem(call("POST", "/v1/entries/batch", {}, "application/cose", batch_body({})), 415,
                  "unsupported-media-type");

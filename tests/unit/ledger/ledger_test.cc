@@ -578,6 +578,89 @@ TEST_F(LedgerTest, BatchWithEverythingRefusedWritesNoBlock) {
   EXPECT_EQ(next.index, before.log_size);
 }
 
+// The node writes every block one consensus step commits with one
+// append_blocks call: it must leave exactly what one append_block per block
+// leaves (heights, records, refusals, key states), in one synced write.
+TEST_F(LedgerTest, AppendBlocksWritesWhatOneAppendPerBlockWrites) {
+  const auto& admin = test_keys().admin;
+  const Hash256 kid0 = issuer_key(0).public_key().kid();
+  const Hash256 kid1 = issuer_key(1).public_key().kid();
+  TempDir other_dir;
+  auto opened = Ledger::open(ledger_config(other_dir.path()));
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  std::unique_ptr<Ledger> one_by_one = std::move(opened).value();
+  // The same history on both: keys 0 and 1 registered, one block each.
+  for (Ledger* l : {ledger_.get(), one_by_one.get()}) {
+    append_one(*l, registration(admin, 1, issuer_key(0).public_key(), kRoleIssuer, "issuer-0"),
+               kT0 + 1000);
+    append_one(*l, registration(admin, 2, issuer_key(1).public_key(), kRoleIssuer, "issuer-1"),
+               kT0 + 2000);
+  }
+  // Four blocks: statements; a block whose statements are all refused (no
+  // height); one that revokes key 1 after using it; one using key 0 again
+  // at an earlier time than the blocks before (block times never go back).
+  const std::vector<std::pair<std::vector<Bytes>, uint64_t>> blocks = {
+      {{sign(issuer_key(0), 1), sign(issuer_key(0), 2), sign(issuer_key(1), 5)}, kT0 + 5000},
+      {{sign(issuer_key(0), 2), sign(issuer_key(0), 1)}, kT0 + 6000},
+      {{sign(issuer_key(1), 6), revocation(admin, 3, kid1), sign(issuer_key(1), 7)}, kT0 + 7000},
+      {{sign(issuer_key(0), 4)}, kT0 + 4000},
+  };
+  std::vector<BlockInput> inputs;
+  std::vector<std::vector<Result<Registered>>> expected;
+  for (const auto& [statements, time_ms] : blocks) {
+    BlockInput in;
+    for (const Bytes& st : statements) in.batch.push_back(must_admit(*ledger_, st));
+    in.context.time_ms = time_ms;
+    in.context.proposer = test_keys().node.public_key().kid();
+    in.context.meta.emplace_back("marker", Bytes{static_cast<uint8_t>(inputs.size())});
+    std::vector<Admitted> copy;
+    for (const Bytes& st : statements) copy.push_back(must_admit(*one_by_one, st));
+    expected.push_back(must(one_by_one->append_block(std::move(copy), in.context), "append"));
+    inputs.push_back(std::move(in));
+  }
+  auto grouped = ledger_->append_blocks(std::move(inputs));
+  ASSERT_TRUE(grouped.ok()) << grouped.status().to_string();
+  ASSERT_EQ(grouped->size(), expected.size());
+  for (size_t b = 0; b < expected.size(); ++b) {
+    ASSERT_EQ((*grouped)[b].size(), expected[b].size());
+    for (size_t i = 0; i < expected[b].size(); ++i) {
+      const auto& got = (*grouped)[b][i];
+      const auto& want = expected[b][i];
+      ASSERT_EQ(got.ok(), want.ok()) << "block " << b << " item " << i;
+      if (!got.ok()) {
+        EXPECT_EQ(got.status().code(), want.status().code());
+        continue;
+      }
+      EXPECT_EQ(got->id, want->id);
+      EXPECT_EQ(got->index, want->index);
+      EXPECT_EQ(got->height, want->height);
+    }
+  }
+  // The refused block took no height: 2 + 3 blocks written.
+  const Head head = ledger_->head();
+  EXPECT_EQ(head.height, 5u);
+  EXPECT_EQ(head.root, one_by_one->head().root);
+  EXPECT_EQ(head.header_hash, one_by_one->head().header_hash);
+  EXPECT_EQ(head.time_ms, kT0 + 7000);
+  for (uint64_t h = 1; h <= head.height; ++h) {
+    EXPECT_EQ(ledger_->block(h)->encode(), one_by_one->block(h)->encode()) << "height " << h;
+  }
+  EXPECT_EQ(must(ledger_->meta("marker"), "meta"), Bytes{3});
+  EXPECT_TRUE(ledger_->key(kid1)->revoked());
+
+  // What was written survives a restart: head, keys, sequence numbers.
+  reopen();
+  EXPECT_EQ(ledger_->head().header_hash, head.header_hash);
+  EXPECT_EQ(ledger_->key(kid0)->last_sequence, 4u);
+  EXPECT_EQ(ledger_->key(kid1)->last_sequence, 6u);
+  EXPECT_TRUE(ledger_->key(kid1)->revoked());
+  EXPECT_TRUE(ledger_->receipt((*grouped)[0][2]->id).ok());
+  close();
+  AuditReport report;
+  Status s = audit(dir_.path(), &report);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+}
+
 TEST_F(LedgerTest, BlockTimesNeverGoBack) {
   const auto& admin = test_keys().admin;
   append_one(*ledger_, sign(admin, 1), kT0 + 50000);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ledger/records.h"
 #include "support/temp_dir.h"
 
 namespace custos::node {
@@ -77,9 +78,9 @@ TEST_F(ConsensusStoreTest, AnExecutedBlockThatIsNotStoredIsCorruption) {
 
 TEST_F(ConsensusStoreTest, KeptCommittedBlocksAreServed) {
   Block b1 = child_of(genesis_, 1, "fetched while catching up");
-  ASSERT_TRUE(cs_->keep_committed(b1).ok());
+  ASSERT_TRUE(cs_->keep_committed(b1, b1.id()).ok());
   EXPECT_EQ(cs_->get(b1.id()), b1);
-  ASSERT_TRUE(cs_->keep_committed(b1).ok()) << "keeping it twice is harmless";
+  ASSERT_TRUE(cs_->keep_committed(b1, b1.id()).ok()) << "keeping it twice is harmless";
 }
 
 TEST_F(ConsensusStoreTest, ABlockStoredUnderAnotherIdIsNotServed) {
@@ -92,6 +93,57 @@ TEST_F(ConsensusStoreTest, ABlockStoredUnderAnotherIdIsNotServed) {
   wb.put(storage::Column::kConsensus, key, consensus::encode_block(other));
   ASSERT_TRUE(store_->write(wb, true).ok());
   EXPECT_FALSE(cs_->get(id).has_value()) << "blocks are checked against their id on every read";
+}
+
+// After execution a block is kept in compact form, its registered items
+// referring to log entries; reading it back rebuilds the very block.
+TEST_F(ConsensusStoreTest, AnExecutedBlockIsKeptCompactAndReadBackWhole) {
+  Block b1 = child_of(genesis_, 1, "registered-a");
+  b1.payload = {to_bytes("registered-a"), to_bytes("refused"), to_bytes("registered-b")};
+  ASSERT_TRUE(cs_->persist(std::nullopt, {b1}).ok());
+  // The ledger wrote the registered items as entries 7 and 8.
+  storage::WriteBatch entries;
+  entries.put(storage::Column::kEntries, ledger::records::be64_key(7), to_bytes("registered-a"));
+  entries.put(storage::Column::kEntries, ledger::records::be64_key(8), to_bytes("registered-b"));
+  ASSERT_TRUE(store_->write(entries, true).ok());
+  const Hash256 id = b1.id();
+  ASSERT_TRUE(cs_->compact_executed(b1, id, {7, std::nullopt, 8}).ok());
+
+  Bytes key{'b'};
+  key.insert(key.end(), id.begin(), id.end());
+  auto stored = store_->get(storage::Column::kConsensus, key);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_LT(stored->size(), consensus::encode_block(b1).size() + 16);
+  EXPECT_EQ(stored->at(0), 0x82) << "the compact form, not the block";
+  EXPECT_EQ(cs_->get(id), b1);
+  auto recovered = cs_->recover(id);
+  ASSERT_TRUE(recovered.ok()) << recovered.status().to_string();
+  EXPECT_EQ(recovered->committed, b1);
+
+  // An entry that does not hold the item's bytes makes the block unreadable
+  // (its id no longer matches), never a different block.
+  storage::WriteBatch tampered;
+  tampered.put(storage::Column::kEntries, ledger::records::be64_key(8), to_bytes("something else"));
+  ASSERT_TRUE(store_->write(tampered, true).ok());
+  EXPECT_FALSE(cs_->get(id).has_value());
+}
+
+TEST_F(ConsensusStoreTest, ABlockWithNothingRegisteredStaysWhole) {
+  Block b1 = child_of(genesis_, 1, "refused");
+  ASSERT_TRUE(cs_->persist(std::nullopt, {b1}).ok());
+  ASSERT_TRUE(cs_->compact_executed(b1, b1.id(), {std::nullopt}).ok());
+  Bytes key{'b'};
+  const Hash256 id = b1.id();
+  key.insert(key.end(), id.begin(), id.end());
+  EXPECT_EQ(store_->get(storage::Column::kConsensus, key).value(), consensus::encode_block(b1));
+  EXPECT_EQ(cs_->get(id), b1);
+}
+
+TEST_F(ConsensusStoreTest, ACompactRecordWithAMissingEntryIsNotServed) {
+  Block b1 = child_of(genesis_, 1, "never written");
+  ASSERT_TRUE(cs_->persist(std::nullopt, {b1}).ok());
+  ASSERT_TRUE(cs_->compact_executed(b1, b1.id(), {42}).ok());
+  EXPECT_FALSE(cs_->get(b1.id()).has_value());
 }
 
 }  // namespace
