@@ -62,6 +62,8 @@ void add_bench_command(CLI::App& app);
 void add_cluster_commands(CLI::App& app);
 // The health domain (docs/domain.md): one function per family.
 void add_org_commands(CLI::App& app);
+// The device gateway and its broker (docs/gateway.md).
+void add_gateway_commands(CLI::App& app);
 
 // GETs a JSON document and prints it indented (the --json form of show
 // commands, and what they fall back to).

@@ -1,1 +1,0 @@
-int custos_sdk_placeholder(void) { return 0; }
