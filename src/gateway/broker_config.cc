@@ -1,6 +1,8 @@
 #include "gateway/broker_config.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -149,6 +151,11 @@ Result<ossl::PkeyPtr> read_key(const std::string& path) {
   return key;
 }
 
+std::string current_user() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return pw && pw->pw_name ? pw->pw_name : "mosquitto";
+}
+
 }  // namespace
 
 std::string mosquitto_acl() {
@@ -185,6 +192,8 @@ std::string mosquitto_conf(const std::string& dir, const std::string& host, int 
       "# or mosquitto -c " +
       d +
       "/mosquitto.conf\n"
+      "# mosquitto started as root drops to this user: the one who owns DIR.\n"
+      "user " + current_user() + "\n"
       "per_listener_settings false\n"
       "allow_anonymous false\n"
       "acl_file " +

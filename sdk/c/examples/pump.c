@@ -3,6 +3,7 @@
  * starts an infusion, sends rate changes, an occlusion alarm and its
  * clearing, and waits for the gateway's acknowledgements.
  *
+ *   custos-pump --sign-only DIR --key KEY --id ID --count N   (no broker)
  *   custos-pump --id pump-17 --key pump-17.key --state ./pump-17-state \
  *     --ca broker/ca.crt --cert pump-17.crt --cert-key pump-17-tls.key \
  *     --site st-mary --unit icu --count 10
@@ -33,6 +34,47 @@ static void on_ack(custos_device *dev, const custos_ack *ack, void *user) {
   printf("%s %llu %s\n", ack->refused ? "refused" : "ack", (unsigned long long)ack->sequence,
          ack->json);
   fflush(stdout);
+}
+
+static void build_event(custos_payload *p, long i, long count);
+
+/* --sign-only DIR: the same script signed into DIR/<seq>.cose, no broker
+ * (the interop tests verify these with independent COSE code). */
+static int sign_only(const char *dir, const char *key_path, const char *id, long count) {
+  custos_key *key = NULL;
+  long i;
+  int rc = custos_key_load(key_path, &key);
+  if (rc != CUSTOS_OK) {
+    fprintf(stderr, "custos-pump: %s\n", custos_strerror(rc));
+    return 2;
+  }
+  for (i = 0; i < count; ++i) {
+    custos_payload p;
+    uint8_t payload[CUSTOS_PAYLOAD_BYTES_MAX], out[CUSTOS_STATEMENT_BYTES_MAX];
+    char path[1024];
+    custos_header h;
+    long plen, slen;
+    FILE *f;
+    build_event(&p, i, count);
+    plen = custos_payload_finish(&p, payload, sizeof payload);
+    h.content_type = CUSTOS_TYPE_DEVICE_EVENT;
+    h.issuer = id;
+    h.subject = "infusion-1";
+    h.issued_at_s = (uint64_t)time(NULL);
+    h.sequence = (uint64_t)i + 1;
+    slen = plen < 0 ? plen : custos_sign_statement(key, &h, payload, (size_t)plen, out, sizeof out);
+    snprintf(path, sizeof path, "%s/%03ld.cose", dir, i + 1);
+    f = slen > 0 ? fopen(path, "wb") : NULL;
+    if (!f || fwrite(out, 1, (size_t)slen, f) != (size_t)slen) {
+      fprintf(stderr, "custos-pump: cannot write %s\n", path);
+      if (f) fclose(f);
+      custos_key_free(key);
+      return 2;
+    }
+    fclose(f);
+  }
+  custos_key_free(key);
+  return 0;
 }
 
 static long long mono_ms(void) {
@@ -98,6 +140,12 @@ int main(int argc, char **argv) {
   long long deadline;
   int rc;
 
+  if (arg(argc, argv, "--sign-only", NULL)) {
+    const char *id = arg(argc, argv, "--id", "pump-1");
+    const char *key = arg(argc, argv, "--key", NULL);
+    if (!key) return 2;
+    return sign_only(arg(argc, argv, "--sign-only", NULL), key, id, count);
+  }
   memset(&cfg, 0, sizeof cfg);
   cfg.device_id = arg(argc, argv, "--id", NULL);
   cfg.site = arg(argc, argv, "--site", "st-mary");
