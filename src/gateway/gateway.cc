@@ -505,6 +505,8 @@ struct Gateway::Impl {
     return doc.dump();
   }
 
+  void join_all();
+
   std::mutex fail_mu;
   Status failure;
   void fail(const Status& s) {
@@ -520,6 +522,7 @@ Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Gateway::~Gateway() {
   stop();
+  impl_->join_all();
 }
 
 Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions options) {
@@ -531,6 +534,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayOptions options) {
                           Spool::open({p->options.spool_dir, p->options.spool_messages_max,
                                        p->options.spool_bytes_max}));
   p->nodes = std::make_unique<NodeSet>(p->options.nodes, p->metrics);
+  // Made here, not in run(): stop() walks them from other threads.
+  for (int i = 0; i < p->options.lanes; ++i) p->lanes.push_back(std::make_unique<Impl::Lane>());
   BrokerLink::Hooks hooks;
   hooks.on_message = [p](const InMessage& m) { p->on_message(m); };
   hooks.before_write = [p] { return p->before_write(); };
@@ -548,7 +553,6 @@ Status Gateway::run() {
   g.appended_seq = g.spool->next_seq() - 1;
   g.synced_seq = g.appended_seq;
   CUSTOS_RETURN_IF_ERROR(g.start_http());
-  for (int i = 0; i < g.options.lanes; ++i) g.lanes.push_back(std::make_unique<Impl::Lane>());
   for (auto& lane : g.lanes) {
     Impl::Lane* l = lane.get();
     l->thread = std::thread([&g, l] { g.lane_loop(*l); });
@@ -560,11 +564,14 @@ Status Gateway::run() {
   if (!s.ok() && g.stopper.stopped() && s.code() == ErrorCode::kUnavailable) s = Status();
   if (!s.ok()) spdlog::critical("gateway stops: {}", s.to_string());
   stop();
+  g.join_all();
   std::lock_guard<std::mutex> lock(g.fail_mu);
   return s.ok() ? g.failure : s;
 }
 
 void Gateway::stop() {
+  // Only signals: run() joins the threads, so stop() may come from any
+  // thread (a signal waiter) at any time, more than once.
   Impl& g = *impl_;
   g.stopper.stop();
   g.broker->stop();
@@ -574,17 +581,18 @@ void Gateway::stop() {
     g.synced_cv.notify_all();
   }
   for (auto& lane : g.lanes) {
-    {
-      std::lock_guard<std::mutex> lock(lane->mu);
-      lane->cv.notify_all();
-    }
-    if (lane->thread.joinable() && lane->thread.get_id() != std::this_thread::get_id()) {
-      lane->thread.join();
-    }
+    std::lock_guard<std::mutex> lock(lane->mu);
+    lane->cv.notify_all();
   }
-  if (g.checker.joinable() && g.checker.get_id() != std::this_thread::get_id()) g.checker.join();
-  if (g.http) g.http->stop();
-  if (g.http_thread.joinable()) g.http_thread.join();
+}
+
+void Gateway::Impl::join_all() {
+  for (auto& lane : lanes) {
+    if (lane->thread.joinable()) lane->thread.join();
+  }
+  if (checker.joinable()) checker.join();
+  if (http) http->stop();
+  if (http_thread.joinable()) http_thread.join();
 }
 
 const Metrics& Gateway::metrics() const {

@@ -54,9 +54,13 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout, int step_ms = 50) 
 class BrokerProcess {
  public:
   explicit BrokerProcess(std::string dir) : dir_(std::move(dir)), port_(free_port()) {
-    auto r = run_custos(dir_ + "/..",
-                        {"broker", "init", "--dir", dir_, "--port", std::to_string(port_)});
-    if (r.exit_code != 0) throw std::runtime_error("broker init: " + r.err);
+    // Command output goes beside DIR: DIR itself is made by the command.
+    const std::string parent = std::filesystem::path(dir_).parent_path().string();
+    auto r = run_custos(parent, {"broker", "init", "--dir", dir_, "--port", std::to_string(port_)});
+    if (r.exit_code != 0) {
+      throw std::runtime_error("broker init: exit " + std::to_string(r.exit_code) + ": " + r.err +
+                               r.out);
+    }
   }
   ~BrokerProcess() {
     if (pid_ > 0) kill();
