@@ -193,7 +193,9 @@ std::string mosquitto_conf(const std::string& dir, const std::string& host, int 
       d +
       "/mosquitto.conf\n"
       "# mosquitto started as root drops to this user: the one who owns DIR.\n"
-      "user " + current_user() + "\n"
+      "user " +
+      current_user() +
+      "\n"
       "per_listener_settings false\n"
       "allow_anonymous false\n"
       "acl_file " +

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -193,9 +194,23 @@ void BrokerLink::read_group() {
     const int rc = mosquitto_loop_read(mosq_, 1);
     if (rc != MOSQ_ERR_SUCCESS) return;  // the library closed the socket
     if (group_messages_ >= limits::kIngestGroupMessagesMax) return;
+    // Past the high-water mark: read no more, so the spool's headroom holds
+    // what was already read.
+    if (hooks_.should_pause()) return;
     pollfd p{mosquitto_socket(mosq_), POLLIN, 0};
     if (p.fd < 0 || ::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) return;
   }
+}
+
+// Closes the socket under libmosquitto without writing what it queued (the
+// PUBACKs of messages not kept). The next read sees the connection gone and
+// the library cleans up; a reconnect starts with an empty queue.
+void BrokerLink::drop_connection() {
+  const int sock = mosquitto_socket(mosq_);
+  if (sock >= 0) ::shutdown(sock, SHUT_RDWR);
+  connected_ = false;
+  metrics_.broker_connected = 0;
+  (void)mosquitto_loop_read(mosq_, 1);
 }
 
 void BrokerLink::flush_outbox() {
@@ -238,8 +253,14 @@ Status BrokerLink::pump(int timeout_ms) {
   if (unsynced_) {
     // Before any write: the PUBACKs of this group are queued inside
     // libmosquitto and must not leave before the spool is durable.
-    if (Status s = hooks_.before_write(); !s.ok()) return s;
+    Status s = hooks_.before_write();
     unsynced_ = false;
+    if (s.code() == ErrorCode::kUnavailable) {
+      spdlog::warn("{}", s.message());
+      drop_connection();
+      return Status();
+    }
+    if (!s.ok()) return s;
   }
   flush_outbox();
   if (mosquitto_socket(mosq_) >= 0 && mosquitto_want_write(mosq_)) mosquitto_loop_write(mosq_, 1);

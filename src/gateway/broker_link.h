@@ -67,7 +67,9 @@ class BrokerLink {
     // payload view dies after it returns).
     std::function<void(const InMessage&)> on_message;
     // Loop thread, after a group of reads and before any write: make what
-    // on_message took durable. An error stops the loop with no PUBACK sent.
+    // on_message took durable. kUnavailable: something was not kept, so the
+    // connection is dropped with the group's PUBACKs unsent (the broker
+    // redelivers). Any other error stops the loop with no PUBACK sent.
     std::function<Status()> before_write;
     // Polled by the loop: while true, ingest is paused (disconnected, the
     // broker queues for the session).
@@ -97,6 +99,7 @@ class BrokerLink {
   bool connect_once();
   Status pump(int timeout_ms);
   void read_group();
+  void drop_connection();
   void flush_outbox();
   void wake();
 

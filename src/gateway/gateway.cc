@@ -233,25 +233,45 @@ struct Gateway::Impl {
       if (ingest_failure.ok()) ingest_failure = added.status();
       return;
     }
-    if (*added) {
-      metrics.spooled++;
-      appended_seq = rec.seq;
-    } else {
-      metrics.duplicates++;
+    switch (*added) {
+      case Spool::Append::kAdded:
+        metrics.spooled++;
+        appended_seq = rec.seq;
+        break;
+      case Spool::Append::kDuplicate:
+        metrics.duplicates++;
+        break;
+      case Spool::Append::kFull:
+        // Not kept, so its queued PUBACK must not leave: the group's
+        // connection is dropped (before_write) and the broker redelivers.
+        overflow = true;
+        break;
     }
   }
+
+  bool overflow = false;  // loop thread only: a message of this group was not kept
 
   Status before_write() {
     if (!ingest_failure.ok()) return ingest_failure;
     const auto t0 = std::chrono::steady_clock::now();
     CUSTOS_RETURN_IF_ERROR(spool->sync());
+    if (overflow) {
+      overflow = false;
+      metrics.spool_overflows++;
+      publish_synced();
+      return error(ErrorCode::kUnavailable, "spool full: dropping the connection unacknowledged");
+    }
     metrics.spool_syncs++;
     metrics.spool_sync_s.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    publish_synced();
+    return Status();
+  }
+
+  void publish_synced() {
     std::lock_guard<std::mutex> lock(synced_mu);
     synced_seq = appended_seq;
     synced_cv.notify_all();
-    return Status();
   }
 
   bool paused = false;  // loop thread only
@@ -559,9 +579,6 @@ Status Gateway::run() {
   }
   g.checker = std::thread([&g] { g.check_loop(); });
   Status s = g.broker->run();
-  // A stop while an append waited for room closes the spool under it: that
-  // message was not PUBACKed, so this is a clean stop.
-  if (!s.ok() && g.stopper.stopped() && s.code() == ErrorCode::kUnavailable) s = Status();
   if (!s.ok()) spdlog::critical("gateway stops: {}", s.to_string());
   stop();
   g.join_all();
@@ -575,7 +592,6 @@ void Gateway::stop() {
   Impl& g = *impl_;
   g.stopper.stop();
   g.broker->stop();
-  g.spool->close();
   {
     std::lock_guard<std::mutex> lock(g.synced_mu);
     g.synced_cv.notify_all();

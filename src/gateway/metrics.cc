@@ -101,6 +101,9 @@ void Metrics::render(std::string& out, uint64_t spool_depth, uint64_t spool_byte
           "Times ingest paused because the spool reached its high-water mark", ingest_pauses);
   counter(out, "custos_gateway_spool_syncs_total", "Spool fsyncs (one per group of messages)",
           spool_syncs);
+  counter(out, "custos_gateway_spool_overflows_total",
+          "Message groups left unacknowledged because the spool was full (the broker redelivers)",
+          spool_overflows);
   gauge(out, "custos_gateway_broker_connected", "1 while connected to the broker",
         broker_connected.load());
   gauge(out, "custos_gateway_ingest_paused", "1 while ingest is paused (backpressure)",

@@ -48,6 +48,7 @@ struct Metrics {
   std::atomic<uint64_t> broker_connects{0};
   std::atomic<uint64_t> ingest_pauses{0};  // spool high-water mark reached
   std::atomic<uint64_t> spool_syncs{0};
+  std::atomic<uint64_t> spool_overflows{0};  // groups dropped unacknowledged (spool full)
   std::atomic<int> broker_connected{0};
   std::atomic<int> ingest_paused{0};
   Histogram batch_statements{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};

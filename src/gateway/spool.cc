@@ -131,7 +131,6 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& options) {
 Spool::Spool(Options options) : options_(std::move(options)) {}
 
 Spool::~Spool() {
-  close();
   if (db_) (void)db_->Close();
 }
 
@@ -145,23 +144,13 @@ double Spool::fill() const {
   return std::max(m, b);
 }
 
-void Spool::close() {
-  std::lock_guard<std::mutex> lock(room_mu_);
-  closed_ = true;
-  room_cv_.notify_all();
-}
-
-Result<bool> Spool::append(SpoolRecord& record) {
-  {
-    std::unique_lock<std::mutex> lock(room_mu_);
-    room_cv_.wait(lock, [&] { return closed_ || has_room(); });
-    if (closed_) return error(ErrorCode::kUnavailable, "spool closed");
-  }
+Result<Spool::Append> Spool::append(SpoolRecord& record) {
   const Bytes ik = id_key(record.id);
   std::string existing;
   rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), slice(ik), &existing);
-  if (g.ok()) return false;
+  if (g.ok()) return Append::kDuplicate;
   if (!g.IsNotFound()) return io_error(g, "read");
+  if (!has_room()) return Append::kFull;
   record.seq = next_seq_.fetch_add(1);
   const Bytes value = record.encode();
   record.stored_bytes = value.size();
@@ -176,7 +165,7 @@ Result<bool> Spool::append(SpoolRecord& record) {
   if (!s.ok()) return io_error(s, "append");
   depth_++;
   bytes_ += value.size();
-  return true;
+  return Append::kAdded;
 }
 
 Status Spool::sync() {
@@ -193,8 +182,6 @@ Status Spool::remove(const SpoolRecord& record) {
   if (!s.ok()) return io_error(s, "remove");
   depth_--;
   bytes_ -= std::min<uint64_t>(bytes_.load(), record.stored_bytes);
-  std::lock_guard<std::mutex> lock(room_mu_);
-  room_cv_.notify_all();
   return Status();
 }
 

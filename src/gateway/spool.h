@@ -9,10 +9,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,10 +52,12 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
+  enum class Append { kAdded, kDuplicate, kFull };
   // Appends `record` (its seq is set) unless a record with the same entry id
-  // is spooled already: returns false then. Waits while the spool is at its
-  // hard limit (the ingest loop pauses well before that). Not synced.
-  Result<bool> append(SpoolRecord& record);
+  // is spooled already (kDuplicate) or the spool is at its limit (kFull:
+  // nothing written; the caller must not acknowledge the message). Not
+  // synced.
+  Result<Append> append(SpoolRecord& record);
   // One fsync of the write-ahead log: every append before it is durable.
   Status sync();
   // Removes a record once a node answered for it. Not synced: a record that
@@ -73,8 +73,6 @@ class Spool {
   uint64_t messages_max() const { return options_.messages_max; }
   // Share of the limit in use (the larger of messages and bytes), 0..1+.
   double fill() const;
-  // Wakes append() waiting for space (shutdown).
-  void close();
 
  private:
   explicit Spool(Options options);
@@ -85,9 +83,6 @@ class Spool {
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<uint64_t> depth_{0};
   std::atomic<uint64_t> bytes_{0};
-  std::mutex room_mu_;
-  std::condition_variable room_cv_;
-  bool closed_ = false;
 };
 
 }  // namespace custos::gateway

@@ -1,11 +1,11 @@
 // The gateway's message checks: topics, the precheck's reasons, and the
 // checks that need the registered key.
 #include "gateway/check.h"
-#include "gateway/limits.h"
 
 #include <gtest/gtest.h>
 
 #include "codec/cbor.h"
+#include "gateway/limits.h"
 
 namespace custos::gateway {
 namespace {

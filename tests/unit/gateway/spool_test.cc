@@ -35,9 +35,9 @@ TEST(Spool, AppendsOnceRemovesAndSurvivesReopen) {
   {
     auto spool = Spool::open(options(dir.path())).value();
     SpoolRecord a = record("a"), b = record("b"), a2 = record("a");
-    EXPECT_TRUE(spool->append(a).value());
-    EXPECT_TRUE(spool->append(b).value());
-    EXPECT_FALSE(spool->append(a2).value()) << "same entry id: spooled once";
+    EXPECT_EQ(spool->append(a).value(), Spool::Append::kAdded);
+    EXPECT_EQ(spool->append(b).value(), Spool::Append::kAdded);
+    EXPECT_EQ(spool->append(a2).value(), Spool::Append::kDuplicate) << "spooled once";
     ASSERT_TRUE(spool->sync().ok());
     EXPECT_EQ(spool->depth(), 2u);
     EXPECT_LT(a.seq, b.seq);
@@ -54,20 +54,23 @@ TEST(Spool, AppendsOnceRemovesAndSurvivesReopen) {
   EXPECT_TRUE(all[0].want_receipt);
   EXPECT_EQ(all[0].sent_ms, 1200u);
   SpoolRecord c = record("c");
-  EXPECT_TRUE(spool->append(c).value());
+  EXPECT_EQ(spool->append(c).value(), Spool::Append::kAdded);
   EXPECT_GT(c.seq, all[0].seq) << "sequence numbers go on after a reopen";
   SpoolRecord a = record("a");
-  EXPECT_TRUE(spool->append(a).value()) << "a removed record may come again";
+  EXPECT_EQ(spool->append(a).value(), Spool::Append::kAdded) << "a removed record may come again";
 }
 
 TEST(Spool, FillAndDamagedRecords) {
   testutil::TempDir dir;
   auto spool = Spool::open(Spool::Options{dir.path(), 4, 1 << 20}).value();
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 4; ++i) {
     SpoolRecord r = record("r" + std::to_string(i));
-    ASSERT_TRUE(spool->append(r).value());
+    ASSERT_EQ(spool->append(r).value(), Spool::Append::kAdded);
   }
-  EXPECT_DOUBLE_EQ(spool->fill(), 0.75);
+  EXPECT_DOUBLE_EQ(spool->fill(), 1.0);
+  SpoolRecord over = record("over");
+  EXPECT_EQ(spool->append(over).value(), Spool::Append::kFull);
+  EXPECT_EQ(spool->depth(), 4u);
   SpoolRecord r = record("x");
   Bytes bytes = r.encode();
   ASSERT_TRUE(SpoolRecord::decode(7, bytes).ok());
