@@ -30,7 +30,7 @@ constexpr const char* kFilters[] = {"iomt/v1/+/+/+/+/event", "iomt/v1/+/+/+/+/al
 
 // Test hook (tests/integration/gateway_test.cc): CUSTOS_GATEWAY_FAULT=
 // "kill-in-on-message=N" kills the process inside the Nth on_message, before
-// anything is spooled.
+// anything is spooled, half a second after it was called.
 long fault_kill_at() {
   const char* f = std::getenv("CUSTOS_GATEWAY_FAULT");
   constexpr std::string_view kKey = "kill-in-on-message=";
@@ -132,6 +132,9 @@ void BrokerLink::on_message(struct mosquitto*, void* self_ptr, const struct mosq
   static long seen = 0;
   if (kill_at > 0 && ++seen == kill_at) {
     spdlog::warn("fault injection: killed inside on_message {}", seen);
+    // Time for a PUBACK written too early to reach the broker: the kill
+    // then tests the order, not a lost TCP segment.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     ::kill(::getpid(), SIGKILL);
   }
   InMessage m;
