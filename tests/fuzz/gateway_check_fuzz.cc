@@ -27,8 +27,7 @@ void check(bool ok) {
 }
 
 const crypto::PrivateKey& fuzz_key() {
-  static const crypto::PrivateKey kKey =
-      *crypto::PrivateKey::generate(crypto::Algorithm::kES256);
+  static const crypto::PrivateKey kKey = *crypto::PrivateKey::generate(crypto::Algorithm::kES256);
   return kKey;
 }
 
