@@ -171,6 +171,10 @@ typedef struct custos_device_config {
   uint32_t sequence_block;  /* 0 = 1 */
   uint32_t queue_messages_max; /* 0 = CUSTOS_QUEUE_MESSAGES_DEFAULT */
   uint32_t queue_bytes_max;    /* 0 = CUSTOS_QUEUE_BYTES_DEFAULT */
+  /* Simulators only: keep the queue in memory (lost if the process dies;
+   * no fsync per event). With a large sequence_block there is then no
+   * fsync per event at all. A real device leaves this 0. */
+  int memory_queue;
   /* Broker (MQTT 5 over TLS, client certificate required). */
   const char *host;
   int port;

@@ -39,6 +39,7 @@ struct custos_device {
   char host[256], ca[PATH_BYTES_MAX], cert[PATH_BYTES_MAX], cert_key[PATH_BYTES_MAX];
   int port, keepalive_s, want_acks, want_receipts;
   uint32_t queue_messages_max, queue_bytes_max;
+  int memory_queue;
   custos_ack_fn on_ack;
   void *user;
   custos_key *key;
@@ -115,7 +116,7 @@ static void drop_entry(custos_device *d, size_t i) {
   entry_path(d, d->entries[i].sequence, path, sizeof path);
   /* No fsync: a file that comes back after a crash is published again and
    * answered "already-registered". */
-  unlink(path);
+  if (!d->memory_queue) unlink(path);
   d->bytes -= d->entries[i].len;
   free(d->entries[i].bytes);
   memmove(&d->entries[i], &d->entries[i + 1], (d->count - i - 1) * sizeof *d->entries);
@@ -339,11 +340,12 @@ int custos_device_open(const custos_device_config *cfg, custos_device **out) {
                                                   : CUSTOS_QUEUE_MESSAGES_DEFAULT;
   d->queue_bytes_max = cfg->queue_bytes_max ? cfg->queue_bytes_max : CUSTOS_QUEUE_BYTES_DEFAULT;
   d->backoff_ms = RECONNECT_MS_MIN;
+  d->memory_queue = cfg->memory_queue;
   if (rc == CUSTOS_OK) rc = custos_mkdir_p(d->queue_dir);
   snprintf(path, sizeof path, "%s/sequence", cfg->state_dir);
   if (rc == CUSTOS_OK) rc = custos_sequence_open(&d->seq, path, cfg->sequence_block);
   if (rc == CUSTOS_OK) rc = custos_key_load(cfg->key_path, &d->key);
-  if (rc == CUSTOS_OK) rc = load_queue(d);
+  if (rc == CUSTOS_OK && !d->memory_queue) rc = load_queue(d);
   if (rc != CUSTOS_OK) {
     custos_device_close(d);
     return rc;
@@ -419,7 +421,7 @@ int64_t custos_device_publish(custos_device *d, const char *content_type, const 
   buf[0] = (uint8_t)kind;
   entry_path(d, sequence, path, sizeof path);
   /* On disk before it may leave: a crash after this publishes it again. */
-  rc = custos_file_write_synced(path, buf, (size_t)len + 1);
+  rc = d->memory_queue ? CUSTOS_OK : custos_file_write_synced(path, buf, (size_t)len + 1);
   if (rc == CUSTOS_OK) rc = push_entry(d, sequence, kind, buf + 1, (size_t)len);
   free(buf);
   if (rc != CUSTOS_OK) return rc;

@@ -214,6 +214,21 @@ TEST(SdkDevice, QueuesOnDiskWhileOfflineAndKeepsItAcrossRestarts) {
   custos_device_config bad = cfg;
   bad.device_id = "pump/1";
   EXPECT_EQ(custos_device_open(&bad, &dev), CUSTOS_EINVAL);
+  // A simulator's device keeps its queue in memory: nothing survives it.
+  custos_device_config sim = cfg;
+  sim.device_id = "sim-1";
+  const std::string sim_state = dir.path() + "/sim";
+  sim.state_dir = sim_state.c_str();
+  sim.memory_queue = 1;
+  sim.sequence_block = 1000;
+  ASSERT_EQ(custos_device_open(&sim, &dev), CUSTOS_OK);
+  EXPECT_EQ(custos_device_event(dev, &p, nullptr), 1);
+  EXPECT_EQ(custos_device_pending(dev), 1u);
+  custos_device_close(dev);
+  ASSERT_EQ(custos_device_open(&sim, &dev), CUSTOS_OK);
+  EXPECT_EQ(custos_device_pending(dev), 0u);
+  EXPECT_EQ(custos_device_event(dev, &p, nullptr), 1001) << "a restart skips the reserved block";
+  custos_device_close(dev);
 }
 
 }  // namespace
