@@ -203,18 +203,22 @@ struct Maker {
   uint64_t next_sequence = 1;
 };
 
-inline Maker register_maker(const std::string& scratch, NodeProcess& node) {
-  auto r = run_custos(
-      scratch, {"org", "register", "--node", node.url(), "--admin-key", node.admin_key_path(),
-                "--id", "acme", "--name", "Acme Medical", "--kind", "maker"});
+inline Maker register_maker(const std::string& scratch, const std::string& url,
+                            const std::string& admin_key_path) {
+  auto r = run_custos(scratch, {"org", "register", "--node", url, "--admin-key", admin_key_path,
+                                "--id", "acme", "--name", "Acme Medical", "--kind", "maker"});
   if (r.exit_code != 0) throw std::runtime_error("org register: " + r.err);
   Maker m{crypto::PrivateKey::generate(crypto::Algorithm::kES256).value()};
   spit(scratch + "/acme-eng.pub", m.engineer.public_key().to_pem());
-  r = run_custos(scratch, {"keys", "register", "--node", node.url(), "--admin-key",
-                           node.admin_key_path(), "--key", scratch + "/acme-eng.pub", "--name",
-                           m.engineer_name, "--org", "acme", "--roles", "biomed"});
+  r = run_custos(scratch, {"keys", "register", "--node", url, "--admin-key", admin_key_path,
+                           "--key", scratch + "/acme-eng.pub", "--name", m.engineer_name, "--org",
+                           "acme", "--roles", "biomed"});
   if (r.exit_code != 0) throw std::runtime_error("keys register: " + r.err);
   return m;
+}
+
+inline Maker register_maker(const std::string& scratch, NodeProcess& node) {
+  return register_maker(scratch, node.url(), node.admin_key_path());
 }
 
 // A device: its signing key registered by the maker, its TLS certificate
@@ -243,7 +247,7 @@ struct Device {
   Bytes rate_change(double rate) { return event({{"event", "rate-change"}, {"rate_ml_h", rate}}); }
 };
 
-inline Device make_device(const std::string& scratch, NodeProcess& node, Maker& maker,
+inline Device make_device(const std::string& scratch, int node_port, Maker& maker,
                           BrokerProcess& broker, const std::string& id, bool register_it = true,
                           crypto::Algorithm alg = crypto::Algorithm::kES256) {
   static std::atomic<int> serial{1000};
@@ -269,13 +273,19 @@ inline Device make_device(const std::string& scratch, NodeProcess& node, Maker& 
     h.sequence = maker.next_sequence++;
     Bytes st =
         cose::sign_statement(maker.engineer, h, cbor::encode(cbor::Value::map(std::move(m))));
-    auto client = make_client(node.port());
+    auto client = make_client(node_port);
     auto res = post_cose(*client, st);
     if (!res || res->status != 201) {
       throw std::runtime_error("device register: " + (res ? res->body : std::string("no answer")));
     }
   }
   return d;
+}
+
+inline Device make_device(const std::string& scratch, NodeProcess& node, Maker& maker,
+                          BrokerProcess& broker, const std::string& id, bool register_it = true,
+                          crypto::Algorithm alg = crypto::Algorithm::kES256) {
+  return make_device(scratch, node.port(), maker, broker, id, register_it, alg);
 }
 
 // An MQTT 5 client over TLS that publishes QoS 1 and records which

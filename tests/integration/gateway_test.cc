@@ -8,6 +8,7 @@
 // acknowledged to the publisher.
 #include <set>
 
+#include "integration/cluster_harness.h"
 #include "integration/gateway_harness.h"
 
 namespace custos::integration {
@@ -498,6 +499,76 @@ TEST(GatewayCrashTest, BackpressureAndFailoverLoseNothing) {
       std::chrono::seconds(60)))
       << gw.status().dump() << slurp(gw.log_path());
   EXPECT_EQ(entry_ids_by_issuer(*client, d.id).size(), 61u);
+  EXPECT_EQ(gw.stop(), 0);
+}
+
+// A 4-node consortium: the gateway is given every node; the one it prefers
+// is SIGKILLed during load and the batches fail over to the others. Every
+// message the broker acknowledged ends up on the ledger of the survivors,
+// once.
+TEST(GatewayClusterTest, FailsOverWhenTheNodeInUseIsKilled) {
+  mosquitto_lib_init();
+  TempDir dir;
+  Cluster cluster(dir, ClusterOptions{}, cluster_seed());
+  ASSERT_TRUE(cluster.init(dir.path()));
+  ASSERT_TRUE(cluster.start_all());
+  BrokerProcess broker(dir.path() + "/broker");
+  ASSERT_TRUE(broker.start());
+  const std::string n0 = "http://127.0.0.1:" + std::to_string(cluster.api_port(0));
+  Maker maker = register_maker(dir.path(), n0, cluster.dir() + "/admin/admin.key");
+  std::vector<Device> devices;
+  for (int i = 0; i < 2; ++i) {
+    devices.push_back(
+        make_device(dir.path(), cluster.api_port(0), maker, broker, "c-pump-" + std::to_string(i)));
+  }
+  std::vector<std::string> urls;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    urls.push_back("http://127.0.0.1:" + std::to_string(cluster.api_port(i)));
+  }
+  GatewayProcess gw(dir.path() + "/gw", broker, urls);
+  ASSERT_TRUE(gw.start());
+  std::vector<std::unique_ptr<MqttClient>> clients;
+  for (auto& d : devices) {
+    clients.push_back(std::make_unique<MqttClient>(broker, d.id, d.tls));
+    ASSERT_TRUE(clients.back()->wait_connected());
+  }
+  std::map<std::string, Bytes> by_tag;
+  constexpr int kRounds = 120;
+  for (int r = 0; r < kRounds; ++r) {
+    if (r == kRounds / 3) {
+      EXPECT_EQ(cluster.kill(0), 128 + SIGKILL);
+    }
+    for (size_t k = 0; k < devices.size(); ++k) {
+      Bytes st = devices[k].rate_change(1 + r % 50);
+      const std::string tag = devices[k].id + "/" + std::to_string(r);
+      by_tag[tag] = st;
+      ASSERT_TRUE(clients[k]->publish(devices[k].topic("event"), st, tag));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+  std::set<std::string> acked;
+  ASSERT_TRUE(eventually(
+      [&] {
+        acked.clear();
+        for (auto& c : clients) {
+          for (const auto& t : c->acked()) acked.insert(t);
+        }
+        return acked.size() == by_tag.size();
+      },
+      std::chrono::seconds(20)));
+  ASSERT_TRUE(eventually([&] { return gw.status().value("spool_depth", 1) == 0; },
+                         std::chrono::seconds(90)))
+      << gw.status().dump() << slurp(gw.log_path());
+  EXPECT_GT(gw.status().value("node_failovers", 0), 0) << gw.status().dump();
+  auto client = make_client(cluster.api_port(1));
+  for (const auto& [tag, st] : by_tag) {
+    EXPECT_TRUE(on_ledger(*client, st)) << tag;
+  }
+  for (auto& d : devices) {
+    auto ids = entry_ids_by_issuer(*client, d.id);
+    EXPECT_EQ(ids.size(), static_cast<size_t>(kRounds)) << d.id;
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+  }
   EXPECT_EQ(gw.stop(), 0);
 }
 
