@@ -22,7 +22,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kCheckerReadMax = 1024;  // spool records read per turn
+constexpr size_t kReaderBatchMax = 1024;  // spool records read per turn
 constexpr int kReceiptTries = 5;          // a receipt is normally ready at once
 constexpr int kIdleWaitMs = 200;
 
@@ -97,10 +97,13 @@ Status validate(const GatewayOptions& o) {
 }
 
 // A statement checked and on its way to a node.
+// A spooled statement on its way to a node: parsed, not yet checked
+// against its key (its lane does that).
 struct Work {
   SpoolRecord record;
   DeviceTopic topic;
   uint64_t sequence = 0;
+  std::shared_ptr<const Prechecked> checked;
 };
 
 struct Gateway::Impl {
@@ -111,23 +114,22 @@ struct Gateway::Impl {
   std::unique_ptr<BrokerLink> broker;
   Stopper stopper;
 
-  // Ingest -> checker: records up to synced_seq are durable.
+  // Ingest -> reader: records up to synced_seq are durable.
   std::mutex synced_mu;
   std::condition_variable synced_cv;
   uint64_t synced_seq = 0;
   uint64_t appended_seq = 0;  // loop thread only
   Status ingest_failure;      // loop thread only
 
-  std::atomic<size_t> key_cache_size{0};
-
   struct Lane {
     std::mutex mu;
     std::condition_variable cv;  // items arrived / room freed
     std::deque<Work> queue;
     std::thread thread;
+    std::atomic<size_t> key_cache_size{0};
   };
   std::vector<std::unique_ptr<Lane>> lanes;
-  std::thread checker;
+  std::thread reader;
   std::unique_ptr<httplib::Server> http;
   std::thread http_thread;
   std::atomic<int> http_port{0};
@@ -282,11 +284,9 @@ struct Gateway::Impl {
     return paused;
   }
 
-  // --- checker thread ---
-  void check_loop() {
-    NodeClient client(*nodes);
-    KeyCache keys({options.key_cache_entries, options.key_cache_ttl_ms}, client, metrics);
-    uint64_t cursor = 1;  // next seq to check; each is read once
+  // --- reader thread: synced spool records, in order, to their lanes ---
+  void read_loop() {
+    uint64_t cursor = 1;  // next seq to read; each is read once
     while (!stopper.stopped()) {
       uint64_t upto = 0;
       {
@@ -296,25 +296,25 @@ struct Gateway::Impl {
         upto = synced_seq;
       }
       if (upto < cursor) continue;
-      auto records = spool->read_from(cursor, kCheckerReadMax);
+      auto records = spool->read_from(cursor, kReaderBatchMax);
       if (!records.ok()) {
         spdlog::critical("{}", records.status().to_string());
         fail(records.status());
         return;
       }
-      const bool more = records->size() == kCheckerReadMax;
+      const bool more = records->size() == kReaderBatchMax;
       for (SpoolRecord& rec : *records) {
         if (rec.seq > upto) break;  // appended, not yet synced
         cursor = rec.seq + 1;
-        if (!check_one(std::move(rec), client, keys)) return;
-        key_cache_size = keys.size();
+        if (!dispatch(std::move(rec))) return;
       }
       if (!more) cursor = std::max(cursor, upto + 1);
     }
   }
 
-  // False when stopping.
-  bool check_one(SpoolRecord rec, NodeClient& client, KeyCache& keys) {
+  // Parses a record and queues it on its device's lane (by kid, so one
+  // device's statements stay in order). False when stopping.
+  bool dispatch(SpoolRecord rec) {
     PrecheckResult pre = precheck(rec.topic, rec.statement);
     auto* checked = std::get_if<Prechecked>(&pre);
     if (!checked) {  // spooled by another version with other rules
@@ -325,47 +325,9 @@ struct Gateway::Impl {
       finish(rec);
       return true;
     }
-    Work w{std::move(rec), checked->topic, checked->statement.header.sequence};
     const Hash256 kid = checked->statement.header.kid;
-    int backoff = limits::kNodeRetryMsMin;
-    for (;;) {
-      auto key = keys.get(kid);
-      if (!key.ok()) {
-        spdlog::warn("waiting for a node to look up key {}: {}", to_hex(kid).substr(0, 16),
-                     key.status().message());
-        if (!stopper.sleep_ms(backoff)) return false;
-        backoff = next_backoff(backoff);
-        continue;
-      }
-      if (!*key) {
-        refuse_spooled(w, Refusal{Reason::kUnknownKey,
-                                  "key " + to_hex(kid) + " is not registered on the ledger"});
-        return true;
-      }
-      std::optional<Refusal> refusal = check_with_key(*checked, **key, keys.last_seen(kid));
-      if (refusal && refusal->reason == Reason::kReplay) {
-        // The same entry may be registered already (a redelivery after a
-        // crash): then it is answered, not refused.
-        auto entry = client.get("/v1/entries/" + to_hex(w.record.id));
-        if (!entry.ok()) {
-          if (!stopper.sleep_ms(backoff)) return false;
-          backoff = next_backoff(backoff);
-          continue;
-        }
-        if (entry->status == 200) {
-          Json e = Json::parse(entry->body, nullptr, false);
-          if (e.is_object()) e["status"] = "already-registered";
-          registered(w, e.is_object() ? e : Json::object(), client);
-          return true;
-        }
-      }
-      if (refusal) {
-        refuse_spooled(w, *refusal);
-        return true;
-      }
-      keys.saw(kid, w.sequence);
-      break;
-    }
+    Work w{std::move(rec), checked->topic, checked->statement.header.sequence,
+           std::make_shared<const Prechecked>(std::move(*checked))};
     Lane& lane = *lanes[Hash256Hasher(kid) % lanes.size()];
     std::unique_lock<std::mutex> lock(lane.mu);
     lane.cv.wait(lock,
@@ -374,6 +336,56 @@ struct Gateway::Impl {
     lane.queue.push_back(std::move(w));
     lane.cv.notify_all();
     return true;
+  }
+
+  enum class Checked { kPass, kAnswered, kStop };
+
+  // The checks that need the device's key, on the lane's thread (so lanes
+  // verify signatures in parallel). kAnswered: refused, or found on the
+  // ledger already, and answered.
+  Checked check_with_key(Work& w, NodeClient& client, KeyCache& keys) {
+    const Prechecked& checked = *w.checked;
+    const Hash256 kid = checked.statement.header.kid;
+    int backoff = limits::kNodeRetryMsMin;
+    for (;;) {
+      auto key = keys.get(kid);
+      if (!key.ok()) {
+        spdlog::warn("waiting for a node to look up key {}: {}", to_hex(kid).substr(0, 16),
+                     key.status().message());
+        if (!stopper.sleep_ms(backoff)) return Checked::kStop;
+        backoff = next_backoff(backoff);
+        continue;
+      }
+      if (!*key) {
+        refuse_spooled(w, Refusal{Reason::kUnknownKey,
+                                  "key " + to_hex(kid) + " is not registered on the ledger"});
+        return Checked::kAnswered;
+      }
+      std::optional<Refusal> refusal = gateway::check_with_key(checked, **key, keys.last_seen(kid));
+      if (refusal && refusal->reason == Reason::kReplay) {
+        // The same entry may be registered already (a redelivery after a
+        // crash): then it is answered, not refused.
+        auto entry = client.get("/v1/entries/" + to_hex(w.record.id));
+        if (!entry.ok()) {
+          if (!stopper.sleep_ms(backoff)) return Checked::kStop;
+          backoff = next_backoff(backoff);
+          continue;
+        }
+        if (entry->status == 200) {
+          Json e = Json::parse(entry->body, nullptr, false);
+          if (e.is_object()) e["status"] = "already-registered";
+          registered(w, e.is_object() ? e : Json::object(), client);
+          return Checked::kAnswered;
+        }
+      }
+      if (refusal) {
+        refuse_spooled(w, *refusal);
+        return Checked::kAnswered;
+      }
+      // Only statements that verified move the replay floor.
+      keys.saw(kid, w.sequence);
+      return Checked::kPass;
+    }
   }
 
   static size_t Hash256Hasher(const Hash256& h) {
@@ -405,7 +417,7 @@ struct Gateway::Impl {
       if (full || stopper.stopped()) break;
       if (!lane.cv.wait_until(lock, deadline, [&] { return !lane.queue.empty(); })) break;
     }
-    lane.cv.notify_all();  // room for the checker
+    lane.cv.notify_all();  // room for the reader
     return batch;
   }
 
@@ -461,8 +473,18 @@ struct Gateway::Impl {
 
   void lane_loop(Lane& lane) {
     NodeClient client(*nodes);
+    // Each device maps to one lane, so each key is cached by one lane only.
+    const size_t per_lane = std::max<size_t>(1, options.key_cache_entries / lanes.size());
+    KeyCache keys({per_lane, options.key_cache_ttl_ms}, client, metrics);
     while (!stopper.stopped()) {
-      std::vector<Work> batch = take_batch(lane);
+      std::vector<Work> taken = take_batch(lane);
+      std::vector<Work> batch;
+      for (Work& w : taken) {
+        const Checked c = check_with_key(w, client, keys);
+        if (c == Checked::kStop) return;
+        if (c == Checked::kPass) batch.push_back(std::move(w));
+      }
+      lane.key_cache_size = keys.size();
       if (!batch.empty() && !submit(std::move(batch), client)) return;
     }
   }
@@ -497,7 +519,9 @@ struct Gateway::Impl {
 
   std::string metrics_text() const {
     std::string out;
-    metrics.render(out, spool->depth(), spool->bytes(), key_cache_size.load());
+    size_t keys = 0;
+    for (const auto& lane : lanes) keys += lane->key_cache_size.load();
+    metrics.render(out, spool->depth(), spool->bytes(), keys);
     return out;
   }
 
@@ -577,7 +601,7 @@ Status Gateway::run() {
     Impl::Lane* l = lane.get();
     l->thread = std::thread([&g, l] { g.lane_loop(*l); });
   }
-  g.checker = std::thread([&g] { g.check_loop(); });
+  g.reader = std::thread([&g] { g.read_loop(); });
   Status s = g.broker->run();
   if (!s.ok()) spdlog::critical("gateway stops: {}", s.to_string());
   stop();
@@ -606,7 +630,7 @@ void Gateway::Impl::join_all() {
   for (auto& lane : lanes) {
     if (lane->thread.joinable()) lane->thread.join();
   }
-  if (checker.joinable()) checker.join();
+  if (reader.joinable()) reader.join();
   if (http) http->stop();
   if (http_thread.joinable()) http_thread.join();
 }

@@ -2,9 +2,10 @@
 // consortium's nodes (docs/gateway.md).
 //
 //   broker --(loop thread: precheck, spool append; fsync per group; PUBACK)-->
-//   spool (RocksDB) --(checker thread: key from a node, signature, topic,
-//   sequence)--> lanes (N threads, a device always on the same lane so its
-//   statements keep their order; POST /v1/entries/batch with failover)
+//   spool (RocksDB) --(reader thread: synced records in order)--> lanes (N
+//   threads; a device always on the same lane, so its statements keep their
+//   order: key from a node (cached), revocation, topic, signature, sequence;
+//   then POST /v1/entries/batch with failover)
 //   --> answers on the device's ack / error topic, record removed.
 //
 // Messages leave the spool only when a node answered for them, so a gateway

@@ -2,8 +2,7 @@
 // bound on entries (least recently used evicted) and a time to live, so a
 // revocation is seen within the TTL (the node refuses revoked keys anyway).
 // Also remembers the highest sequence number seen per key, for the replay
-// pre-filter. Used by the checker thread only (not thread-safe), except
-// size(), which the metrics read.
+// pre-filter. Each lane owns one (not thread-safe).
 #pragma once
 
 #include <atomic>

@@ -45,7 +45,7 @@ inline constexpr size_t kBatchBytesMax = custos::limits::kHttpBodyBytesMax / 2;
 inline constexpr int kBatchWaitMsDefault = 20;  // oldest statement waits at most this
 inline constexpr int kLanesDefault = 4;         // batches in flight (one per lane)
 inline constexpr int kLanesMax = 64;
-// Statements checked and waiting for a lane; the checker blocks above it.
+// Statements waiting for their lane; the spool reader blocks above it.
 inline constexpr size_t kLaneQueueMax = 4 * kBatchStatementsMax;
 
 // --- Node access ---
@@ -57,9 +57,9 @@ inline constexpr int kNodeRetryMsMax = 5000;
 inline constexpr int kNodeAvoidMs = 5000;  // a failed node is tried last for this long
 
 // --- Key cache ---
-inline constexpr size_t kKeyCacheEntriesDefault = 65536;
-inline constexpr int kKeyCacheTtlMsDefault = 60'000;  // a revocation is seen within this
-inline constexpr int kUnknownKeyTtlMs = 5'000;        // negative answers are cached shorter
+inline constexpr size_t kKeyCacheEntriesDefault = 65536;  // shared out among the lanes
+inline constexpr int kKeyCacheTtlMsDefault = 60'000;      // a revocation is seen within this
+inline constexpr int kUnknownKeyTtlMs = 5'000;            // negative answers are cached shorter
 
 // --- Answers to devices ---
 inline constexpr size_t kOutboxMessagesMax = 65536;  // acks/errors waiting for the broker
