@@ -282,6 +282,24 @@ TEST_F(GatewayTest, DuplicateDeliveryIsAnsweredAlreadyRegistered) {
   EXPECT_EQ(entry_ids_by_issuer(*client_, d.id).size(), 2u);
 }
 
+// A device cannot point the gateway's answer at another device's topic:
+// answers go to its own ack topic, whatever response topic it named.
+TEST_F(GatewayTest, AnswersGoOnlyToTheDevicesOwnAckTopic) {
+  Device a = device("resp-a");
+  Device b = device("resp-b");
+  MqttClient ca(*broker_, a.id, a.tls);
+  MqttClient cb(*broker_, b.id, b.tls);
+  ASSERT_TRUE(ca.wait_connected());
+  ASSERT_TRUE(cb.wait_connected());
+  ca.subscribe(a.topic("ack"));
+  cb.subscribe(b.topic("ack"));
+  ASSERT_TRUE(ca.publish(a.topic("event"), a.rate_change(3), "x", b.topic("ack"), "aimed-at-b"));
+  auto ack = ca.answer(a.topic("ack"), "aimed-at-b");
+  ASSERT_TRUE(ack) << slurp(gateway_->log_path());
+  EXPECT_EQ((*ack)["status"], "registered");
+  EXPECT_FALSE(cb.answer(b.topic("ack"), "aimed-at-b", std::chrono::milliseconds(500)));
+}
+
 // The will the broker publishes for a vanished device is counted, never
 // registered.
 TEST_F(GatewayTest, OfflineWillIsCountedNotRegistered) {
