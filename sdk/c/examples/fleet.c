@@ -24,12 +24,12 @@
 typedef struct fleet {
   long acked, refused;
   long latency[LATENCY_BUCKETS + 1];
-  double *sent_at; /* per device, per sequence slot */
+  double* sent_at; /* per device, per sequence slot */
   long events;
 } fleet;
 
 typedef struct member {
-  fleet *f;
+  fleet* f;
   long index;
   uint64_t first_sequence;
 } member;
@@ -40,7 +40,7 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static const char *arg(int argc, char **argv, const char *name, const char *fallback) {
+static const char* arg(int argc, char** argv, const char* name, const char* fallback) {
   int i;
   for (i = 1; i + 1 < argc; ++i) {
     if (strcmp(argv[i], name) == 0) return argv[i + 1];
@@ -48,9 +48,9 @@ static const char *arg(int argc, char **argv, const char *name, const char *fall
   return fallback;
 }
 
-static void on_ack(custos_device *dev, const custos_ack *ack, void *user) {
-  member *m = user;
-  fleet *f = m->f;
+static void on_ack(custos_device* dev, const custos_ack* ack, void* user) {
+  member* m = user;
+  fleet* f = m->f;
   (void)dev;
   if (ack->refused) {
     f->refused++;
@@ -58,7 +58,8 @@ static void on_ack(custos_device *dev, const custos_ack *ack, void *user) {
     return;
   }
   f->acked++;
-  if (ack->sequence >= m->first_sequence && ack->sequence - m->first_sequence < (uint64_t)f->events) {
+  if (ack->sequence >= m->first_sequence &&
+      ack->sequence - m->first_sequence < (uint64_t)f->events) {
     double sent = f->sent_at[m->index * f->events + (long)(ack->sequence - m->first_sequence)];
     long bucket = (long)((now_s() - sent) * 100.0);
     if (bucket < 0) bucket = 0;
@@ -67,7 +68,7 @@ static void on_ack(custos_device *dev, const custos_ack *ack, void *user) {
   }
 }
 
-static double quantile_ms(const fleet *f, double q) {
+static double quantile_ms(const fleet* f, double q) {
   long total = 0, seen = 0, i;
   for (i = 0; i <= LATENCY_BUCKETS; ++i) total += f->latency[i];
   for (i = 0; i <= LATENCY_BUCKETS; ++i) {
@@ -77,16 +78,16 @@ static double quantile_ms(const fleet *f, double q) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  const char *dir = arg(argc, argv, "--dir", NULL);
-  const char *prefix = arg(argc, argv, "--prefix", "sim-");
+int main(int argc, char** argv) {
+  const char* dir = arg(argc, argv, "--dir", NULL);
+  const char* prefix = arg(argc, argv, "--prefix", "sim-");
   long n = atol(arg(argc, argv, "--devices", "10"));
   long events = atol(arg(argc, argv, "--events", "10"));
   double rate = atof(arg(argc, argv, "--rate", "0")); /* events/s per device; 0 = at once */
   double timeout = atof(arg(argc, argv, "--timeout-s", "120"));
   fleet f;
-  custos_device **devs;
-  member *members;
+  custos_device** devs;
+  member* members;
   char id[96], path[4][1024];
   long i, k;
   double t0, t_end;
@@ -177,10 +178,11 @@ int main(int argc, char **argv) {
     for (i = 0; i < n; ++i) custos_device_loop(devs[i], 0);
   }
   t_end = now_s();
-  printf("{\"devices\":%ld,\"events\":%ld,\"acked\":%ld,\"refused\":%ld,\"seconds\":%.2f,"
-         "\"events_per_s\":%.0f,\"ack_p50_ms\":%.0f,\"ack_p99_ms\":%.0f}\n",
-         n, n * events, f.acked, f.refused, t_end - t0, (double)f.acked / (t_end - t0),
-         quantile_ms(&f, 0.5), quantile_ms(&f, 0.99));
+  printf(
+      "{\"devices\":%ld,\"events\":%ld,\"acked\":%ld,\"refused\":%ld,\"seconds\":%.2f,"
+      "\"events_per_s\":%.0f,\"ack_p50_ms\":%.0f,\"ack_p99_ms\":%.0f}\n",
+      n, n * events, f.acked, f.refused, t_end - t0, (double)f.acked / (t_end - t0),
+      quantile_ms(&f, 0.5), quantile_ms(&f, 0.99));
   for (i = 0; i < n; ++i) custos_device_close(devs[i]);
   mosquitto_lib_cleanup();
   free(f.sent_at);

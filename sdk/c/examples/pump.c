@@ -23,8 +23,8 @@ typedef struct counts {
   long acked, refused;
 } counts;
 
-static void on_ack(custos_device *dev, const custos_ack *ack, void *user) {
-  counts *c = user;
+static void on_ack(custos_device* dev, const custos_ack* ack, void* user) {
+  counts* c = user;
   (void)dev;
   if (ack->refused) {
     c->refused++;
@@ -36,12 +36,12 @@ static void on_ack(custos_device *dev, const custos_ack *ack, void *user) {
   fflush(stdout);
 }
 
-static void build_event(custos_payload *p, long i, long count);
+static void build_event(custos_payload* p, long i, long count);
 
 /* --sign-only DIR: the same script signed into DIR/<seq>.cose, no broker
  * (the interop tests verify these with independent COSE code). */
-static int sign_only(const char *dir, const char *key_path, const char *id, long count) {
-  custos_key *key = NULL;
+static int sign_only(const char* dir, const char* key_path, const char* id, long count) {
+  custos_key* key = NULL;
   long i;
   int rc = custos_key_load(key_path, &key);
   if (rc != CUSTOS_OK) {
@@ -54,7 +54,7 @@ static int sign_only(const char *dir, const char *key_path, const char *id, long
     char path[1024];
     custos_header h;
     long plen, slen;
-    FILE *f;
+    FILE* f;
     build_event(&p, i, count);
     plen = custos_payload_finish(&p, payload, sizeof payload);
     h.content_type = CUSTOS_TYPE_DEVICE_EVENT;
@@ -83,7 +83,7 @@ static long long mono_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *arg(int argc, char **argv, const char *name, const char *fallback) {
+static const char* arg(int argc, char** argv, const char* name, const char* fallback) {
   int i;
   for (i = 1; i + 1 < argc; ++i) {
     if (strcmp(argv[i], name) == 0) return argv[i + 1];
@@ -91,7 +91,7 @@ static const char *arg(int argc, char **argv, const char *name, const char *fall
   return fallback;
 }
 
-static int flag(int argc, char **argv, const char *name) {
+static int flag(int argc, char** argv, const char* name) {
   int i;
   for (i = 1; i < argc; ++i) {
     if (strcmp(argv[i], name) == 0) return 1;
@@ -100,7 +100,7 @@ static int flag(int argc, char **argv, const char *name) {
 }
 
 /* The i-th event of the pump's script. */
-static void build_event(custos_payload *p, long i, long count) {
+static void build_event(custos_payload* p, long i, long count) {
   if (i == 0) {
     custos_payload_event(p, "status");
     custos_payload_text(p, "state", "idle");
@@ -128,9 +128,9 @@ static void build_event(custos_payload *p, long i, long count) {
   }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   custos_device_config cfg;
-  custos_device *dev = NULL;
+  custos_device* dev = NULL;
   counts c = {0, 0};
   long count = atol(arg(argc, argv, "--count", "5"));
   long interval_ms = atol(arg(argc, argv, "--interval-ms", "0"));
@@ -141,8 +141,8 @@ int main(int argc, char **argv) {
   int rc;
 
   if (arg(argc, argv, "--sign-only", NULL)) {
-    const char *id = arg(argc, argv, "--id", "pump-1");
-    const char *key = arg(argc, argv, "--key", NULL);
+    const char* id = arg(argc, argv, "--id", "pump-1");
+    const char* key = arg(argc, argv, "--key", NULL);
     if (!key) return 2;
     return sign_only(arg(argc, argv, "--sign-only", NULL), key, id, count);
   }
@@ -194,8 +194,8 @@ int main(int argc, char **argv) {
     if (custos_device_pending(dev) == 0 && (!wait_acks || c.acked + c.refused >= sent)) break;
     custos_device_loop(dev, 50);
   }
-  printf("{\"sent\":%ld,\"acked\":%ld,\"refused\":%ld,\"pending\":%lu}\n", sent, c.acked,
-         c.refused, (unsigned long)custos_device_pending(dev));
+  printf("{\"sent\":%ld,\"acked\":%ld,\"refused\":%ld,\"pending\":%lu}\n", sent, c.acked, c.refused,
+         (unsigned long)custos_device_pending(dev));
   rc = custos_device_pending(dev) == 0 && (!wait_acks || c.acked + c.refused >= sent) ? 0 : 1;
   custos_device_close(dev);
   mosquitto_lib_cleanup();

@@ -6,7 +6,7 @@
 
 #include "custos_device.h"
 
-static void put(custos_cbor *c, const uint8_t *data, size_t len) {
+static void put(custos_cbor* c, const uint8_t* data, size_t len) {
   if (c->err || len == 0) return;
   if (len > c->cap - c->len) {
     c->err = CUSTOS_ETOOBIG;
@@ -16,7 +16,7 @@ static void put(custos_cbor *c, const uint8_t *data, size_t len) {
   c->len += len;
 }
 
-static void head(custos_cbor *c, uint8_t major, uint64_t v) {
+static void head(custos_cbor* c, uint8_t major, uint64_t v) {
   uint8_t h[9];
   size_t n = 1;
   int i;
@@ -39,16 +39,18 @@ static void head(custos_cbor *c, uint8_t major, uint64_t v) {
   put(c, h, n);
 }
 
-void custos_cbor_init(custos_cbor *c, uint8_t *buf, size_t cap) {
+void custos_cbor_init(custos_cbor* c, uint8_t* buf, size_t cap) {
   c->buf = buf;
   c->cap = cap;
   c->len = 0;
   c->err = 0;
 }
 
-void custos_cbor_uint(custos_cbor *c, uint64_t v) { head(c, 0, v); }
+void custos_cbor_uint(custos_cbor* c, uint64_t v) {
+  head(c, 0, v);
+}
 
-void custos_cbor_int(custos_cbor *c, int64_t v) {
+void custos_cbor_int(custos_cbor* c, int64_t v) {
   if (v >= 0) {
     head(c, 0, (uint64_t)v);
   } else {
@@ -56,25 +58,33 @@ void custos_cbor_int(custos_cbor *c, int64_t v) {
   }
 }
 
-void custos_cbor_bytes(custos_cbor *c, const uint8_t *data, size_t len) {
+void custos_cbor_bytes(custos_cbor* c, const uint8_t* data, size_t len) {
   head(c, 2, len);
   put(c, data, len);
 }
 
-void custos_cbor_text_n(custos_cbor *c, const char *text, size_t len) {
+void custos_cbor_text_n(custos_cbor* c, const char* text, size_t len) {
   head(c, 3, len);
-  put(c, (const uint8_t *)text, len);
+  put(c, (const uint8_t*)text, len);
 }
 
-void custos_cbor_text(custos_cbor *c, const char *text) { custos_cbor_text_n(c, text, strlen(text)); }
+void custos_cbor_text(custos_cbor* c, const char* text) {
+  custos_cbor_text_n(c, text, strlen(text));
+}
 
-void custos_cbor_array(custos_cbor *c, size_t count) { head(c, 4, count); }
+void custos_cbor_array(custos_cbor* c, size_t count) {
+  head(c, 4, count);
+}
 
-void custos_cbor_map(custos_cbor *c, size_t count) { head(c, 5, count); }
+void custos_cbor_map(custos_cbor* c, size_t count) {
+  head(c, 5, count);
+}
 
-void custos_cbor_tag(custos_cbor *c, uint64_t tag) { head(c, 6, tag); }
+void custos_cbor_tag(custos_cbor* c, uint64_t tag) {
+  head(c, 6, tag);
+}
 
-void custos_cbor_bool(custos_cbor *c, int v) {
+void custos_cbor_bool(custos_cbor* c, int v) {
   uint8_t b = v ? 0xf5 : 0xf4;
   put(c, &b, 1);
 }
@@ -95,7 +105,7 @@ static long half_bits(float f) {
       if (mant & 0x1fffu) return -1;
       return (long)(sign | ((uint32_t)(e + 15) << 10) | (mant >> 13));
     }
-    if (e >= -24 && e < -14) { /* a subnormal half: value = m * 2^-24 */
+    if (e >= -24 && e < -14) {          /* a subnormal half: value = m * 2^-24 */
       uint32_t full = mant | 0x800000u; /* 24 significant bits */
       int shift = -e - 14 + 13;         /* bits dropped to reach m */
       if (full & ((1u << shift) - 1u)) return -1;
@@ -105,7 +115,7 @@ static long half_bits(float f) {
   return -1;
 }
 
-void custos_cbor_float(custos_cbor *c, double v) {
+void custos_cbor_float(custos_cbor* c, double v) {
   uint8_t out[9];
   float f = (float)v;
   if (isnan(v) || isinf(v)) {

@@ -22,12 +22,12 @@
 #define ACK_JSON_BYTES_MAX 65536u
 
 enum kind { KIND_EVENT = 0, KIND_ALARM = 1, KIND_STATUS = 2 };
-static const char *const kKindNames[] = {"event", "alarm", "status"};
+static const char* const kKindNames[] = {"event", "alarm", "status"};
 
 typedef struct entry {
   uint64_t sequence;
   enum kind kind;
-  uint8_t *bytes;
+  uint8_t* bytes;
   size_t len;
   int mid; /* in flight with this MQTT message id; -1 = to (re)publish */
 } entry;
@@ -41,12 +41,12 @@ struct custos_device {
   uint32_t queue_messages_max, queue_bytes_max;
   int memory_queue;
   custos_ack_fn on_ack;
-  void *user;
-  custos_key *key;
+  void* user;
+  custos_key* key;
   custos_sequence seq;
-  entry *entries;
+  entry* entries;
   size_t count, cap, bytes;
-  struct mosquitto *mosq;
+  struct mosquitto* mosq;
   int connected;
   long long next_attempt_ms;
   int backoff_ms;
@@ -64,36 +64,36 @@ static long long mono_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int copy_str(char *dst, size_t cap, const char *src) {
+static int copy_str(char* dst, size_t cap, const char* src) {
   if (!src || strlen(src) >= cap) return CUSTOS_EINVAL;
   strcpy(dst, src);
   return CUSTOS_OK;
 }
 
 /* A topic segment as the gateway accepts it: 1-64 of [A-Za-z0-9._:-]. */
-static int segment_ok(const char *s) {
+static int segment_ok(const char* s) {
   size_t n = s ? strlen(s) : 0, i;
   if (n == 0 || n > 64) return 0;
   for (i = 0; i < n; ++i) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == ':' || c == '-')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == ':' || c == '-')) {
       return 0;
     }
   }
   return 1;
 }
 
-static void entry_path(const custos_device *d, uint64_t sequence, char *out, size_t cap) {
+static void entry_path(const custos_device* d, uint64_t sequence, char* out, size_t cap) {
   snprintf(out, cap, "%s/%020llu.cose", d->queue_dir, (unsigned long long)sequence);
 }
 
-static int push_entry(custos_device *d, uint64_t sequence, enum kind kind, const uint8_t *bytes,
+static int push_entry(custos_device* d, uint64_t sequence, enum kind kind, const uint8_t* bytes,
                       size_t len) {
-  entry *e;
+  entry* e;
   if (d->count == d->cap) {
     size_t cap = d->cap ? d->cap * 2 : 64;
-    entry *n = realloc(d->entries, cap * sizeof *n);
+    entry* n = realloc(d->entries, cap * sizeof *n);
     if (!n) return CUSTOS_EIO;
     d->entries = n;
     d->cap = cap;
@@ -111,7 +111,7 @@ static int push_entry(custos_device *d, uint64_t sequence, enum kind kind, const
   return CUSTOS_OK;
 }
 
-static void drop_entry(custos_device *d, size_t i) {
+static void drop_entry(custos_device* d, size_t i) {
   char path[PATH_BYTES_MAX + 32];
   entry_path(d, d->entries[i].sequence, path, sizeof path);
   /* No fsync: a file that comes back after a crash is published again and
@@ -123,16 +123,16 @@ static void drop_entry(custos_device *d, size_t i) {
   d->count--;
 }
 
-static int compare_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+static int compare_names(const void* a, const void* b) {
+  return strcmp(*(char* const*)a, *(char* const*)b);
 }
 
 /* Loads queued statements left by an earlier run, oldest first. */
-static int load_queue(custos_device *d) {
-  DIR *dir = opendir(d->queue_dir);
-  struct dirent *de;
-  char **names = NULL;
-  uint8_t *buf = NULL;
+static int load_queue(custos_device* d) {
+  DIR* dir = opendir(d->queue_dir);
+  struct dirent* de;
+  char** names = NULL;
+  uint8_t* buf = NULL;
   size_t n = 0, cap = 0, i;
   int rc = CUSTOS_OK;
   if (!dir) return CUSTOS_EIO;
@@ -140,7 +140,7 @@ static int load_queue(custos_device *d) {
     size_t len = strlen(de->d_name);
     if (len != 25 || strcmp(de->d_name + 20, ".cose") != 0) continue;
     if (n == cap) {
-      char **g;
+      char** g;
       cap = cap ? cap * 2 : 64;
       g = realloc(names, cap * sizeof *g);
       if (!g) {
@@ -166,8 +166,7 @@ static int load_queue(custos_device *d) {
     snprintf(path, sizeof path, "%s/%s", d->queue_dir, names[i]);
     len = rc == CUSTOS_OK ? custos_file_read(path, buf, 1 + CUSTOS_STATEMENT_BYTES_MAX) : -1;
     if (rc == CUSTOS_OK && len > 1 && buf[0] <= KIND_STATUS) {
-      rc = push_entry(d, strtoull(names[i], NULL, 10), (enum kind)buf[0], buf + 1,
-                      (size_t)len - 1);
+      rc = push_entry(d, strtoull(names[i], NULL, 10), (enum kind)buf[0], buf + 1, (size_t)len - 1);
     }
     free(names[i]);
   }
@@ -176,10 +175,10 @@ static int load_queue(custos_device *d) {
   return rc;
 }
 
-static void publish_entry(custos_device *d, entry *e) {
+static void publish_entry(custos_device* d, entry* e) {
   char topic[TOPIC_BYTES_MAX + 16], ack[TOPIC_BYTES_MAX + 16], sent[32];
   uint8_t corr[8];
-  mosquitto_property *props = NULL;
+  mosquitto_property* props = NULL;
   int mid = 0, i, rc;
   snprintf(topic, sizeof topic, "%s/%s", d->base, kKindNames[e->kind]);
   for (i = 0; i < 8; ++i) corr[i] = (uint8_t)(e->sequence >> (56 - 8 * i));
@@ -193,15 +192,15 @@ static void publish_entry(custos_device *d, entry *e) {
   if (d->want_receipts) {
     mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "receipt", "1");
   }
-  rc = mosquitto_publish_v5(d->mosq, &mid, topic, (int)e->len, e->bytes, 1,
-                            e->kind == KIND_STATUS, props);
+  rc = mosquitto_publish_v5(d->mosq, &mid, topic, (int)e->len, e->bytes, 1, e->kind == KIND_STATUS,
+                            props);
   mosquitto_property_free_all(&props);
   e->mid = rc == MOSQ_ERR_SUCCESS ? mid : -1;
 }
 
-static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
-                       const mosquitto_property *props) {
-  custos_device *d = obj;
+static void on_connect(struct mosquitto* m, void* obj, int rc, int flags,
+                       const mosquitto_property* props) {
+  custos_device* d = obj;
   char topic[TOPIC_BYTES_MAX + 16];
   size_t i;
   (void)flags;
@@ -221,9 +220,8 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
   }
 }
 
-static void on_disconnect(struct mosquitto *m, void *obj, int rc,
-                          const mosquitto_property *props) {
-  custos_device *d = obj;
+static void on_disconnect(struct mosquitto* m, void* obj, int rc, const mosquitto_property* props) {
+  custos_device* d = obj;
   size_t i;
   (void)m;
   (void)rc;
@@ -232,9 +230,9 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc,
   for (i = 0; i < d->count; ++i) d->entries[i].mid = -1;
 }
 
-static void on_publish(struct mosquitto *m, void *obj, int mid, int reason,
-                       const mosquitto_property *props) {
-  custos_device *d = obj;
+static void on_publish(struct mosquitto* m, void* obj, int mid, int reason,
+                       const mosquitto_property* props) {
+  custos_device* d = obj;
   size_t i;
   (void)m;
   (void)props;
@@ -250,14 +248,14 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int reason,
   }
 }
 
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
-                       const mosquitto_property *props) {
-  custos_device *d = obj;
+static void on_message(struct mosquitto* m, void* obj, const struct mosquitto_message* msg,
+                       const mosquitto_property* props) {
+  custos_device* d = obj;
   custos_ack ack;
-  void *corr = NULL;
+  void* corr = NULL;
   uint16_t corr_len = 0;
   size_t tlen = msg->topic ? strlen(msg->topic) : 0;
-  char *json;
+  char* json;
   (void)m;
   if (!d->on_ack || msg->payloadlen < 0 || (size_t)msg->payloadlen > ACK_JSON_BYTES_MAX) return;
   memset(&ack, 0, sizeof ack);
@@ -266,7 +264,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
       corr) {
     if (corr_len == 8) {
       int i;
-      for (i = 0; i < 8; ++i) ack.sequence = (ack.sequence << 8) | ((uint8_t *)corr)[i];
+      for (i = 0; i < 8; ++i) ack.sequence = (ack.sequence << 8) | ((uint8_t*)corr)[i];
     }
     free(corr);
   }
@@ -280,8 +278,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
   free(json);
 }
 
-static int connect_now(custos_device *d) {
-  mosquitto_property *props = NULL;
+static int connect_now(custos_device* d) {
+  mosquitto_property* props = NULL;
   int rc;
   if (d->mosq) mosquitto_destroy(d->mosq);
   d->connected = 0;
@@ -306,8 +304,8 @@ static int connect_now(custos_device *d) {
   return rc == MOSQ_ERR_SUCCESS ? CUSTOS_OK : CUSTOS_ENOTCONN;
 }
 
-int custos_device_open(const custos_device_config *cfg, custos_device **out) {
-  custos_device *d;
+int custos_device_open(const custos_device_config* cfg, custos_device** out) {
+  custos_device* d;
   char path[PATH_BYTES_MAX + 32];
   int rc;
   if (!cfg || !out || !segment_ok(cfg->device_id) || !segment_ok(cfg->site) ||
@@ -336,8 +334,8 @@ int custos_device_open(const custos_device_config *cfg, custos_device **out) {
   d->want_receipts = cfg->want_receipts;
   d->on_ack = cfg->on_ack;
   d->user = cfg->user;
-  d->queue_messages_max = cfg->queue_messages_max ? cfg->queue_messages_max
-                                                  : CUSTOS_QUEUE_MESSAGES_DEFAULT;
+  d->queue_messages_max =
+      cfg->queue_messages_max ? cfg->queue_messages_max : CUSTOS_QUEUE_MESSAGES_DEFAULT;
   d->queue_bytes_max = cfg->queue_bytes_max ? cfg->queue_bytes_max : CUSTOS_QUEUE_BYTES_DEFAULT;
   d->backoff_ms = RECONNECT_MS_MIN;
   d->memory_queue = cfg->memory_queue;
@@ -354,7 +352,7 @@ int custos_device_open(const custos_device_config *cfg, custos_device **out) {
   return CUSTOS_OK;
 }
 
-int custos_device_loop(custos_device *d, int timeout_ms) {
+int custos_device_loop(custos_device* d, int timeout_ms) {
   int rc;
   if (!d->mosq || mosquitto_socket(d->mosq) < 0) {
     if (mono_ms() < d->next_attempt_ms) {
@@ -384,9 +382,9 @@ int custos_device_loop(custos_device *d, int timeout_ms) {
   return CUSTOS_OK;
 }
 
-int64_t custos_device_publish(custos_device *d, const char *content_type, const char *kind_name,
-                              const uint8_t *payload, size_t payload_len, const char *subject) {
-  uint8_t *buf;
+int64_t custos_device_publish(custos_device* d, const char* content_type, const char* kind_name,
+                              const uint8_t* payload, size_t payload_len, const char* subject) {
+  uint8_t* buf;
   char path[PATH_BYTES_MAX + 32];
   custos_header h;
   enum kind kind = KIND_EVENT;
@@ -412,8 +410,8 @@ int64_t custos_device_publish(custos_device *d, const char *content_type, const 
   h.subject = subject && *subject ? subject : d->device_id;
   h.issued_at_s = (uint64_t)(now_ms() / 1000);
   h.sequence = sequence;
-  len = custos_sign_statement(d->key, &h, payload, payload_len, buf + 1,
-                              CUSTOS_STATEMENT_BYTES_MAX);
+  len =
+      custos_sign_statement(d->key, &h, payload, payload_len, buf + 1, CUSTOS_STATEMENT_BYTES_MAX);
   if (len < 0) {
     free(buf);
     return len;
@@ -429,28 +427,47 @@ int64_t custos_device_publish(custos_device *d, const char *content_type, const 
   return (int64_t)sequence;
 }
 
-int64_t custos_device_event(custos_device *d, const custos_payload *p, const char *subject) {
+int64_t custos_device_event(custos_device* d, const custos_payload* p, const char* subject) {
   uint8_t payload[CUSTOS_PAYLOAD_BYTES_MAX + 16];
-  const char *kind = "event";
+  const char* kind = "event";
   long len = custos_payload_finish(p, payload, sizeof payload);
   if (len < 0) return len;
   /* The topic kind follows the event kind (custos_payload_event's field). */
   if (p->count > 0 && p->fields[0].key_len == 6 &&
-      memcmp(p->data + p->fields[0].key_off, "\x65" "event", 6) == 0) {
-    const uint8_t *v = p->data + p->fields[0].val_off;
+      memcmp(p->data + p->fields[0].key_off,
+             "\x65"
+             "event",
+             6) == 0) {
+    const uint8_t* v = p->data + p->fields[0].val_off;
     size_t vl = p->fields[0].val_len;
-    if (vl >= 6 && memcmp(v, "\x65" "alarm", 6) == 0) kind = "alarm";
-    if (vl >= 14 && memcmp(v, "\x6d" "alarm-cleared", 14) == 0) kind = "alarm";
-    if (vl >= 7 && memcmp(v, "\x66" "status", 7) == 0) kind = "status";
+    if (vl >= 6 && memcmp(v,
+                          "\x65"
+                          "alarm",
+                          6) == 0)
+      kind = "alarm";
+    if (vl >= 14 && memcmp(v,
+                           "\x6d"
+                           "alarm-cleared",
+                           14) == 0)
+      kind = "alarm";
+    if (vl >= 7 && memcmp(v,
+                          "\x66"
+                          "status",
+                          7) == 0)
+      kind = "status";
   }
   return custos_device_publish(d, CUSTOS_TYPE_DEVICE_EVENT, kind, payload, (size_t)len, subject);
 }
 
-int custos_device_connected(const custos_device *d) { return d->connected; }
+int custos_device_connected(const custos_device* d) {
+  return d->connected;
+}
 
-size_t custos_device_pending(const custos_device *d) { return d->count; }
+size_t custos_device_pending(const custos_device* d) {
+  return d->count;
+}
 
-void custos_device_close(custos_device *d) {
+void custos_device_close(custos_device* d) {
   size_t i;
   if (!d) return;
   if (d->mosq) {

@@ -9,7 +9,7 @@
 
 #include "custos_device.h"
 
-int custos_dir_sync(const char *dir) {
+int custos_dir_sync(const char* dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
   int rc;
   if (fd < 0) return CUSTOS_EIO;
@@ -18,7 +18,7 @@ int custos_dir_sync(const char *dir) {
   return rc == 0 ? CUSTOS_OK : CUSTOS_EIO;
 }
 
-int custos_mkdir_p(const char *dir) {
+int custos_mkdir_p(const char* dir) {
   char tmp[512];
   size_t i, n = strlen(dir);
   if (n == 0 || n >= sizeof tmp) return CUSTOS_EINVAL;
@@ -34,8 +34,8 @@ int custos_mkdir_p(const char *dir) {
   return CUSTOS_OK;
 }
 
-static int parent_of(const char *path, char *out, size_t cap) {
-  const char *slash = strrchr(path, '/');
+static int parent_of(const char* path, char* out, size_t cap) {
+  const char* slash = strrchr(path, '/');
   size_t n;
   if (!slash) {
     if (cap < 2) return CUSTOS_EINVAL;
@@ -50,7 +50,7 @@ static int parent_of(const char *path, char *out, size_t cap) {
   return CUSTOS_OK;
 }
 
-int custos_file_write_synced(const char *path, const uint8_t *data, size_t len) {
+int custos_file_write_synced(const char* path, const uint8_t* data, size_t len) {
   char tmp[600], dir[512];
   int fd;
   size_t done = 0;
@@ -76,7 +76,7 @@ int custos_file_write_synced(const char *path, const uint8_t *data, size_t len) 
   return custos_dir_sync(dir);
 }
 
-long custos_file_read(const char *path, uint8_t *out, size_t cap) {
+long custos_file_read(const char* path, uint8_t* out, size_t cap) {
   int fd = open(path, O_RDONLY);
   size_t done = 0;
   if (fd < 0) return errno == ENOENT ? CUSTOS_EINVAL : CUSTOS_EIO;

@@ -7,12 +7,12 @@
 
 /* Writes `data` to `path` atomically: a temporary file, fsync, rename,
  * fsync of the directory. CUSTOS_OK or CUSTOS_EIO. */
-int custos_file_write_synced(const char *path, const uint8_t *data, size_t len);
+int custos_file_write_synced(const char* path, const uint8_t* data, size_t len);
 /* Reads up to cap bytes; returns the length or CUSTOS_EIO (-4). Missing
  * file: CUSTOS_EINVAL (-1). */
-long custos_file_read(const char *path, uint8_t *out, size_t cap);
+long custos_file_read(const char* path, uint8_t* out, size_t cap);
 /* fsync of a directory (after a rename or an unlink in it). */
-int custos_dir_sync(const char *dir);
-int custos_mkdir_p(const char *dir);
+int custos_dir_sync(const char* dir);
+int custos_mkdir_p(const char* dir);
 
 #endif

@@ -4,19 +4,19 @@
 
 #include "custos_device.h"
 
-void custos_payload_init(custos_payload *p) {
+void custos_payload_init(custos_payload* p) {
   p->used = 0;
   p->count = 0;
   p->err = 0;
 }
 
-void custos_payload_event(custos_payload *p, const char *kind) {
+void custos_payload_event(custos_payload* p, const char* kind) {
   custos_payload_init(p);
   custos_payload_text(p, "event", kind);
 }
 
 /* Encodes the key into the buffer and opens a value writer after it. */
-static int begin_field(custos_payload *p, const char *key, custos_cbor *value) {
+static int begin_field(custos_payload* p, const char* key, custos_cbor* value) {
   custos_cbor k;
   if (p->err) return 0;
   if (p->count >= CUSTOS_PAYLOAD_FIELDS_MAX || strlen(key) > CUSTOS_TEXT_BYTES_MAX) {
@@ -36,7 +36,7 @@ static int begin_field(custos_payload *p, const char *key, custos_cbor *value) {
   return 1;
 }
 
-static void end_field(custos_payload *p, const custos_cbor *value) {
+static void end_field(custos_payload* p, const custos_cbor* value) {
   if (value->err) {
     p->err = value->err;
     return;
@@ -47,7 +47,7 @@ static void end_field(custos_payload *p, const custos_cbor *value) {
   p->count++;
 }
 
-void custos_payload_text(custos_payload *p, const char *key, const char *value) {
+void custos_payload_text(custos_payload* p, const char* key, const char* value) {
   custos_cbor v;
   if (!begin_field(p, key, &v)) return;
   if (strlen(value) > CUSTOS_TEXT_BYTES_MAX) v.err = CUSTOS_ETOOBIG;
@@ -55,28 +55,28 @@ void custos_payload_text(custos_payload *p, const char *key, const char *value) 
   end_field(p, &v);
 }
 
-void custos_payload_number(custos_payload *p, const char *key, double value) {
+void custos_payload_number(custos_payload* p, const char* key, double value) {
   custos_cbor v;
   if (!begin_field(p, key, &v)) return;
   custos_cbor_float(&v, value);
   end_field(p, &v);
 }
 
-void custos_payload_int(custos_payload *p, const char *key, int64_t value) {
+void custos_payload_int(custos_payload* p, const char* key, int64_t value) {
   custos_cbor v;
   if (!begin_field(p, key, &v)) return;
   custos_cbor_int(&v, value);
   end_field(p, &v);
 }
 
-void custos_payload_bool(custos_payload *p, const char *key, int value) {
+void custos_payload_bool(custos_payload* p, const char* key, int value) {
   custos_cbor v;
   if (!begin_field(p, key, &v)) return;
   custos_cbor_bool(&v, value);
   end_field(p, &v);
 }
 
-void custos_payload_quantity(custos_payload *p, const char *key, double value, const char *unit) {
+void custos_payload_quantity(custos_payload* p, const char* key, double value, const char* unit) {
   custos_cbor v;
   if (!begin_field(p, key, &v)) return;
   /* "unit" (64 75 6e 69 74) sorts before "value" (65 76 61 6c 75 65). */
@@ -88,8 +88,8 @@ void custos_payload_quantity(custos_payload *p, const char *key, double value, c
   end_field(p, &v);
 }
 
-void custos_payload_limit(custos_payload *p, const char *kind, const char *bound, double value,
-                          const char *unit) {
+void custos_payload_limit(custos_payload* p, const char* kind, const char* bound, double value,
+                          const char* unit) {
   custos_cbor v;
   if (!begin_field(p, "limit", &v)) return;
   /* Encoded-key order: "kind", "unit", "bound", "value" (4-byte keys first). */
@@ -106,16 +106,16 @@ void custos_payload_limit(custos_payload *p, const char *kind, const char *bound
 }
 
 /* Compares two fields' encoded keys: bytewise, a prefix first. */
-static int compare_keys(const custos_payload *p, size_t a, size_t b) {
-  const uint8_t *ka = p->data + p->fields[a].key_off;
-  const uint8_t *kb = p->data + p->fields[b].key_off;
+static int compare_keys(const custos_payload* p, size_t a, size_t b) {
+  const uint8_t* ka = p->data + p->fields[a].key_off;
+  const uint8_t* kb = p->data + p->fields[b].key_off;
   size_t la = p->fields[a].key_len, lb = p->fields[b].key_len;
   int r = memcmp(ka, kb, la < lb ? la : lb);
   if (r != 0) return r;
   return la < lb ? -1 : (la > lb ? 1 : 0);
 }
 
-long custos_payload_finish(const custos_payload *p, uint8_t *out, size_t cap) {
+long custos_payload_finish(const custos_payload* p, uint8_t* out, size_t cap) {
   size_t order[CUSTOS_PAYLOAD_FIELDS_MAX];
   size_t i;
   custos_cbor c;

@@ -10,15 +10,15 @@
 
 #define SEQUENCE_TEXT_MAX 32u
 
-static int store(custos_sequence *s, uint64_t reserved) {
+static int store(custos_sequence* s, uint64_t reserved) {
   char text[SEQUENCE_TEXT_MAX];
   int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)reserved);
-  int rc = custos_file_write_synced(s->path, (const uint8_t *)text, (size_t)n);
+  int rc = custos_file_write_synced(s->path, (const uint8_t*)text, (size_t)n);
   if (rc == CUSTOS_OK) s->reserved = reserved;
   return rc;
 }
 
-int custos_sequence_open(custos_sequence *s, const char *path, uint32_t block) {
+int custos_sequence_open(custos_sequence* s, const char* path, uint32_t block) {
   uint8_t text[SEQUENCE_TEXT_MAX];
   long n;
   if (!s || !path || strlen(path) >= sizeof s->path) return CUSTOS_EINVAL;
@@ -31,16 +31,16 @@ int custos_sequence_open(custos_sequence *s, const char *path, uint32_t block) {
   } else if (n < 0) {
     return CUSTOS_EIO;
   } else {
-    char *end = NULL;
+    char* end = NULL;
     text[n] = '\0';
-    s->reserved = strtoull((const char *)text, &end, 10);
-    if (end == (char *)text) return CUSTOS_EIO; /* unreadable: refuse rather than reuse */
+    s->reserved = strtoull((const char*)text, &end, 10);
+    if (end == (char*)text) return CUSTOS_EIO; /* unreadable: refuse rather than reuse */
   }
   s->next = s->reserved + 1;
   return CUSTOS_OK;
 }
 
-int custos_sequence_take(custos_sequence *s, uint64_t *out) {
+int custos_sequence_take(custos_sequence* s, uint64_t* out) {
   if (s->next > s->reserved) {
     int rc = store(s, s->next + s->block - 1);
     if (rc != CUSTOS_OK) return rc;

@@ -18,7 +18,7 @@
 #define SIG_BYTES 64u
 
 struct custos_key {
-  EVP_PKEY *pkey;
+  EVP_PKEY* pkey;
   int alg;
   uint8_t ed_secret[crypto_sign_SECRETKEYBYTES]; /* Ed25519: libsodium's form */
   uint8_t spki[SPKI_BYTES_MAX];
@@ -26,26 +26,36 @@ struct custos_key {
   uint8_t kid[32];
 };
 
-const char *custos_strerror(int code) {
+const char* custos_strerror(int code) {
   switch (code) {
-    case CUSTOS_OK: return "ok";
-    case CUSTOS_EINVAL: return "invalid argument";
-    case CUSTOS_EKEY: return "key file missing, unreadable or not ES256/Ed25519";
-    case CUSTOS_ETOOBIG: return "over a size limit";
-    case CUSTOS_EIO: return "file system error";
-    case CUSTOS_EFULL: return "offline queue full";
-    case CUSTOS_ECRYPTO: return "signing failed";
-    case CUSTOS_EMQTT: return "MQTT library error";
-    case CUSTOS_ENOTCONN: return "not connected";
-    default: return "unknown error";
+    case CUSTOS_OK:
+      return "ok";
+    case CUSTOS_EINVAL:
+      return "invalid argument";
+    case CUSTOS_EKEY:
+      return "key file missing, unreadable or not ES256/Ed25519";
+    case CUSTOS_ETOOBIG:
+      return "over a size limit";
+    case CUSTOS_EIO:
+      return "file system error";
+    case CUSTOS_EFULL:
+      return "offline queue full";
+    case CUSTOS_ECRYPTO:
+      return "signing failed";
+    case CUSTOS_EMQTT:
+      return "MQTT library error";
+    case CUSTOS_ENOTCONN:
+      return "not connected";
+    default:
+      return "unknown error";
   }
 }
 
-int custos_key_load(const char *pem_path, custos_key **out) {
-  FILE *f;
-  EVP_PKEY *pkey;
-  custos_key *k;
-  unsigned char *p;
+int custos_key_load(const char* pem_path, custos_key** out) {
+  FILE* f;
+  EVP_PKEY* pkey;
+  custos_key* k;
+  unsigned char* p;
   int len;
   if (!pem_path || !out) return CUSTOS_EINVAL;
   if (sodium_init() < 0) return CUSTOS_ECRYPTO;
@@ -89,30 +99,34 @@ int custos_key_load(const char *pem_path, custos_key **out) {
   return CUSTOS_OK;
 }
 
-void custos_key_free(custos_key *key) {
+void custos_key_free(custos_key* key) {
   if (!key) return;
   EVP_PKEY_free(key->pkey);
   sodium_memzero(key->ed_secret, sizeof key->ed_secret);
   free(key);
 }
 
-int custos_key_alg(const custos_key *key) { return key->alg; }
+int custos_key_alg(const custos_key* key) {
+  return key->alg;
+}
 
-void custos_key_kid(const custos_key *key, uint8_t kid[32]) { memcpy(kid, key->kid, 32); }
+void custos_key_kid(const custos_key* key, uint8_t kid[32]) {
+  memcpy(kid, key->kid, 32);
+}
 
-long custos_key_spki(const custos_key *key, uint8_t *out, size_t cap) {
+long custos_key_spki(const custos_key* key, uint8_t* out, size_t cap) {
   if (cap < key->spki_len) return CUSTOS_ETOOBIG;
   memcpy(out, key->spki, key->spki_len);
   return (long)key->spki_len;
 }
 
 /* ES256: ECDSA over SHA-256, DER converted to the COSE form r || s. */
-static int sign_es256(const custos_key *key, const uint8_t *msg, size_t len, uint8_t sig[64]) {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+static int sign_es256(const custos_key* key, const uint8_t* msg, size_t len, uint8_t sig[64]) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   uint8_t der[80];
   size_t der_len = sizeof der;
-  const unsigned char *p = der;
-  ECDSA_SIG *s = NULL;
+  const unsigned char* p = der;
+  ECDSA_SIG* s = NULL;
   const BIGNUM *r = NULL, *sv = NULL;
   int rc = CUSTOS_ECRYPTO;
   if (!ctx) return CUSTOS_ECRYPTO;
@@ -127,7 +141,7 @@ static int sign_es256(const custos_key *key, const uint8_t *msg, size_t len, uin
   return rc;
 }
 
-static int sign_bytes(const custos_key *key, const uint8_t *msg, size_t len, uint8_t sig[64]) {
+static int sign_bytes(const custos_key* key, const uint8_t* msg, size_t len, uint8_t sig[64]) {
   if (key->alg == COSE_ALG_ED25519) {
     return crypto_sign_detached(sig, NULL, msg, len, key->ed_secret) == 0 ? CUSTOS_OK
                                                                           : CUSTOS_ECRYPTO;
@@ -135,11 +149,13 @@ static int sign_bytes(const custos_key *key, const uint8_t *msg, size_t len, uin
   return sign_es256(key, msg, len, sig);
 }
 
-static int text_ok(const char *t) { return t && *t && strlen(t) <= CUSTOS_TEXT_BYTES_MAX; }
+static int text_ok(const char* t) {
+  return t && *t && strlen(t) <= CUSTOS_TEXT_BYTES_MAX;
+}
 
 /* {1: alg, 3: content type, 4: kid, 15: {1: iss, 2: sub, 6: iat},
  *  -65537: sequence}: the keys in encoded-byte order 01 03 04 0f 3a... */
-static void protected_header(custos_cbor *c, const custos_key *key, const custos_header *h) {
+static void protected_header(custos_cbor* c, const custos_key* key, const custos_header* h) {
   custos_cbor_map(c, 5);
   custos_cbor_uint(c, 1);
   custos_cbor_int(c, key->alg);
@@ -159,10 +175,10 @@ static void protected_header(custos_cbor *c, const custos_key *key, const custos
   custos_cbor_uint(c, h->sequence);
 }
 
-long custos_sign_statement(const custos_key *key, const custos_header *h, const uint8_t *payload,
-                           size_t payload_len, uint8_t *out, size_t cap) {
+long custos_sign_statement(const custos_key* key, const custos_header* h, const uint8_t* payload,
+                           size_t payload_len, uint8_t* out, size_t cap) {
   uint8_t prot[PROTECTED_BYTES_MAX];
-  uint8_t *tbs;
+  uint8_t* tbs;
   uint8_t sig[SIG_BYTES];
   size_t tbs_cap = payload_len + sizeof prot + 64;
   custos_cbor pc, tc, oc;
