@@ -72,7 +72,7 @@ fuzz() {
   return $ok
 }
 format_check() {
-  git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' | xargs clang-format --dry-run --Werror
+  git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' 'sdk/*.c' 'sdk/*.h' | xargs clang-format --dry-run --Werror
 }
 interop() { CUSTOS_BIN=$ROOT/build/custos CUSTOS_PUMP_BIN=$ROOT/build/sdk/c/custos-pump bash tests/interop/run.sh; }
 bench_smoke() { bash scripts/bench.sh --smoke; }
