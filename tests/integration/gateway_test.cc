@@ -331,7 +331,14 @@ TEST_F(GatewayTest, OfflineWillIsCountedNotRegistered) {
                      "1",
                      "--will-retain"},
                     out, out);
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Connected (the broker's log says so) before it dies.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return slurp(broker_->dir() + "/mosquitto.log").find(" as " + d.id + " ") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(15)))
+      << slurp(out);
   ::kill(sub, SIGKILL);  // no DISCONNECT: the broker publishes the will
   wait_exit(sub);
   EXPECT_TRUE(
