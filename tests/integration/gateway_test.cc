@@ -197,9 +197,11 @@ TEST_F(GatewayTest, HostileMessagesAreRefusedWithAReasonAndCounted) {
   };
   Bytes bad_sig = a.rate_change(12);
   bad_sig[bad_sig.size() - 5] ^= 0x01;
-  Bytes unsigned_cose = a.rate_change(13);
-  unsigned_cose.resize(unsigned_cose.size() - 66);  // drop the 64-byte signature bstr
-  unsigned_cose.push_back(0x40);                    // an empty bstr instead
+  // The 64-byte signature bstr (2 + 64 bytes at the end) replaced by an
+  // empty bstr.
+  const Bytes signed_cose = a.rate_change(13);
+  Bytes unsigned_cose(signed_cose.begin(), signed_cose.begin() + (signed_cose.size() - 66));
+  unsigned_cose.push_back(0x40);
   std::vector<Case> cases = {
       {"malformed", a.topic("event"), to_bytes("\xff\x00garbage\x13")},
       {"unsigned", a.topic("event"),
