@@ -7,6 +7,7 @@ PACKAGES=(
   libssl-dev libsodium-dev librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev
   libasio-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   curl procps
+  mosquitto mosquitto-clients libmosquitto-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

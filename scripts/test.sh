@@ -2,8 +2,10 @@
 # The whole test suite: installs what is missing, builds, and runs
 #   1. unit, property and integration tests (ctest; real RocksDB, real node
 #      processes over HTTP, the SIGKILL crash test, 4-node consortia over
-#      mutual TLS killed, paused and cut off) and the consensus simulation
-#      (tests/sim: a few hundred seeds with Byzantine nodes),
+#      mutual TLS killed, paused and cut off, the device gateway with a real
+#      Mosquitto broker over TLS, gateway/broker/node faults under load) and
+#      the consensus simulation (tests/sim: a few hundred seeds with
+#      Byzantine nodes),
 #   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. a short libFuzzer run of every harness on its seed corpus,
 #   4. the interop tests against independent COSE / RFC 9162 code (npm),
@@ -72,9 +74,9 @@ fuzz() {
   return $ok
 }
 format_check() {
-  git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' | xargs clang-format --dry-run --Werror
+  git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' 'sdk/*.c' 'sdk/*.h' | xargs clang-format --dry-run --Werror
 }
-interop() { CUSTOS_BIN=$ROOT/build/custos bash tests/interop/run.sh; }
+interop() { CUSTOS_BIN=$ROOT/build/custos CUSTOS_PUMP_BIN=$ROOT/build/sdk/c/custos-pump bash tests/interop/run.sh; }
 fhir() { CUSTOS_BUILD_DIR=$ROOT/build bash tests/fhir/run.sh; }
 bench_smoke() { bash scripts/bench.sh --smoke; }
 

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   custos::cli::add_record_commands(app);
   custos::cli::add_audit_command(app);
   custos::cli::add_bench_command(app);
+  custos::cli::add_gateway_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,83 @@
+// The durable spool: append, de-duplication, removal, reopening, and a
+// record whose bytes were damaged.
+#include "gateway/spool.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+
+#include "crypto/hash.h"
+#include "support/temp_dir.h"
+
+namespace custos::gateway {
+namespace {
+
+SpoolRecord record(const std::string& text) {
+  SpoolRecord r;
+  r.topic = "iomt/v1/a/b/c/d/event";
+  r.statement = to_bytes(text);
+  r.id = crypto::sha256(r.statement);
+  r.response_topic = "iomt/v1/a/b/c/d/ack";
+  r.correlation = to_bytes("corr");
+  r.want_receipt = true;
+  r.received_ms = 1234;
+  r.sent_ms = 1200;
+  return r;
+}
+
+Spool::Options options(const std::string& dir) {
+  return Spool::Options{dir, 1000, 1 << 20};
+}
+
+TEST(Spool, AppendsOnceRemovesAndSurvivesReopen) {
+  testutil::TempDir dir;
+  {
+    auto spool = Spool::open(options(dir.path())).value();
+    SpoolRecord a = record("a"), b = record("b"), a2 = record("a");
+    EXPECT_EQ(spool->append(a).value(), Spool::Append::kAdded);
+    EXPECT_EQ(spool->append(b).value(), Spool::Append::kAdded);
+    EXPECT_EQ(spool->append(a2).value(), Spool::Append::kDuplicate) << "spooled once";
+    ASSERT_TRUE(spool->sync().ok());
+    EXPECT_EQ(spool->depth(), 2u);
+    EXPECT_LT(a.seq, b.seq);
+    ASSERT_TRUE(spool->remove(a).ok());
+    EXPECT_EQ(spool->depth(), 1u);
+  }
+  auto spool = Spool::open(options(dir.path())).value();
+  EXPECT_EQ(spool->depth(), 1u);
+  auto all = spool->read_from(1, 100).value();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].statement, to_bytes("b"));
+  EXPECT_EQ(all[0].response_topic, "iomt/v1/a/b/c/d/ack");
+  EXPECT_EQ(all[0].correlation, to_bytes("corr"));
+  EXPECT_TRUE(all[0].want_receipt);
+  EXPECT_EQ(all[0].sent_ms, 1200u);
+  SpoolRecord c = record("c");
+  EXPECT_EQ(spool->append(c).value(), Spool::Append::kAdded);
+  EXPECT_GT(c.seq, all[0].seq) << "sequence numbers go on after a reopen";
+  SpoolRecord a = record("a");
+  EXPECT_EQ(spool->append(a).value(), Spool::Append::kAdded) << "a removed record may come again";
+}
+
+TEST(Spool, FillAndDamagedRecords) {
+  testutil::TempDir dir;
+  auto spool = Spool::open(Spool::Options{dir.path(), 4, 1 << 20}).value();
+  for (int i = 0; i < 4; ++i) {
+    SpoolRecord r = record("r" + std::to_string(i));
+    ASSERT_EQ(spool->append(r).value(), Spool::Append::kAdded);
+  }
+  EXPECT_DOUBLE_EQ(spool->fill(), 1.0);
+  SpoolRecord over = record("over");
+  EXPECT_EQ(spool->append(over).value(), Spool::Append::kFull);
+  EXPECT_EQ(spool->depth(), 4u);
+  SpoolRecord r = record("x");
+  Bytes bytes = r.encode();
+  ASSERT_TRUE(SpoolRecord::decode(7, bytes).ok());
+  bytes[40] ^= 1;
+  EXPECT_EQ(SpoolRecord::decode(7, bytes).status().code(), ErrorCode::kCorruption);
+  EXPECT_EQ(SpoolRecord::decode(7, Bytes(10, 0)).status().code(), ErrorCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace custos::gateway
