@@ -67,6 +67,8 @@ void add_infusion_commands(CLI::App& app);
 // device, firmware, advisory and drug-library (cmd_devices.cc).
 void add_device_commands(CLI::App& app);
 void add_record_commands(CLI::App& app);
+// `simulate`: a hospital of MQTT devices and clinicians (cmd_simulate.cc).
+void add_simulate_command(CLI::App& app);
 // The device gateway and its broker (docs/gateway.md).
 void add_gateway_commands(CLI::App& app);
 

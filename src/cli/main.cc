@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   custos::cli::add_infusion_commands(app);
   custos::cli::add_device_commands(app);
   custos::cli::add_record_commands(app);
+  custos::cli::add_simulate_command(app);
   custos::cli::add_audit_command(app);
   custos::cli::add_bench_command(app);
   custos::cli::add_gateway_commands(app);

@@ -158,6 +158,9 @@ struct Gateway::Impl {
                 {"sequence", w.sequence},
                 {"correlation", hex_or_empty(w.record.correlation)}};
     if (result.contains("sequence_gap")) doc["sequence_gap"] = result["sequence_gap"];
+    // Accepted but noteworthy (docs/domain.md): the device and its operators
+    // should hear it, e.g. that it runs firmware under an advisory.
+    if (result.contains("flags")) doc["flags"] = result["flags"];
     if (w.record.want_receipt) {
       for (int i = 0; i < kReceiptTries; ++i) {
         auto r = client.get("/v1/entries/" + to_hex(w.record.id) + "/receipt", "application/cbor");

@@ -175,6 +175,9 @@ typedef struct custos_device_config {
    * no fsync per event). With a large sequence_block there is then no
    * fsync per event at all. A real device leaves this 0. */
   int memory_queue;
+  /* Simulators only: seconds added to the device's clock (a device whose
+   * clock drifts; the ledger flags clock-skew). A real device leaves it 0. */
+  long clock_offset_s;
   /* Broker (MQTT 5 over TLS, client certificate required). */
   const char* host;
   int port;

@@ -40,6 +40,7 @@ struct custos_device {
   int port, keepalive_s, want_acks, want_receipts;
   uint32_t queue_messages_max, queue_bytes_max;
   int memory_queue;
+  long clock_offset_s;
   custos_ack_fn on_ack;
   void* user;
   custos_key* key;
@@ -339,6 +340,7 @@ int custos_device_open(const custos_device_config* cfg, custos_device** out) {
   d->queue_bytes_max = cfg->queue_bytes_max ? cfg->queue_bytes_max : CUSTOS_QUEUE_BYTES_DEFAULT;
   d->backoff_ms = RECONNECT_MS_MIN;
   d->memory_queue = cfg->memory_queue;
+  d->clock_offset_s = cfg->clock_offset_s;
   if (rc == CUSTOS_OK) rc = custos_mkdir_p(d->queue_dir);
   snprintf(path, sizeof path, "%s/sequence", cfg->state_dir);
   if (rc == CUSTOS_OK) rc = custos_sequence_open(&d->seq, path, cfg->sequence_block);
@@ -408,7 +410,7 @@ int64_t custos_device_publish(custos_device* d, const char* content_type, const 
   h.content_type = content_type;
   h.issuer = d->device_id;
   h.subject = subject && *subject ? subject : d->device_id;
-  h.issued_at_s = (uint64_t)(now_ms() / 1000);
+  h.issued_at_s = (uint64_t)(now_ms() / 1000 + d->clock_offset_s);
   h.sequence = sequence;
   len =
       custos_sign_statement(d->key, &h, payload, payload_len, buf + 1, CUSTOS_STATEMENT_BYTES_MAX);

@@ -1,0 +1,669 @@
+// `custos simulate`: the hospital model played in real time against a
+// running consortium, broker and gateway (simulate.h).
+#include <mosquitto.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/signing.h"
+#include "cli/simulate.h"
+#include "cose/statement.h"
+#include "crypto/hash.h"
+#include "custos_device.h"
+#include "domain/model.h"
+#include "gateway/broker_config.h"
+
+namespace custos::cli {
+
+namespace {
+
+using hospital::Action;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Latency samples kept for percentiles (the newest; older ones roll off).
+constexpr size_t kLatencySamplesMax = 20000;
+// Clinician statements waiting for the desk thread.
+constexpr size_t kDeskQueueMax = 1024;
+// How long a device may be offline before its events wait on disk (the SDK
+// keeps them; this only bounds how long we wait for acks at the end).
+constexpr int kDrainTimeoutS = 20;
+// The clock-skew fault: ten minutes, twice the ledger's tolerance.
+constexpr long kSkewS = 600;
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) {
+  g_stop = true;
+}
+
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// What the run has seen, updated from the device loop and the desk thread.
+struct Stats {
+  std::mutex mu;
+  uint64_t published = 0, acked = 0, already = 0, clinician_ok = 0;
+  std::map<std::string, uint64_t> refused;  // reason -> count
+  std::map<std::string, uint64_t> flags;    // flag code -> count
+  std::map<std::string, uint64_t> faults;   // fault -> what came of it
+  std::deque<double> latency_ms;
+  std::map<std::string, uint64_t> steps;  // order steps registered
+  std::vector<std::string> completed_orders;
+
+  void latency(double ms) {
+    latency_ms.push_back(ms);
+    if (latency_ms.size() > kLatencySamplesMax) latency_ms.pop_front();
+  }
+  double percentile(double p) {
+    if (latency_ms.empty()) return 0;
+    std::vector<double> v(latency_ms.begin(), latency_ms.end());
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+  }
+};
+
+std::string flag_code(const std::string& flag) {
+  return flag.substr(0, flag.find(':'));
+}
+
+// One device of the simulation: the SDK's device and what it sent.
+struct DeviceSlot {
+  custos_device* dev = nullptr;
+  const hospital::DeviceInfo* info = nullptr;
+  Stats* stats = nullptr;
+  bool online = true;
+  std::map<uint64_t, std::pair<uint64_t, std::string>> sent;  // sequence -> (ms, order)
+};
+
+void on_device_ack(custos_device*, const custos_ack* ack, void* user) {
+  auto* slot = static_cast<DeviceSlot*>(user);
+  json doc = json::parse(std::string(ack->json, ack->json_len), nullptr, false);
+  std::lock_guard lock(slot->stats->mu);
+  Stats& s = *slot->stats;
+  if (ack->refused) {
+    ++s.refused[doc.is_object() ? doc.value("reason", std::string("other")) : "other"];
+  } else if (doc.is_object() && doc.value("status", "") == "already-registered") {
+    ++s.already;
+  } else {
+    ++s.acked;
+  }
+  if (doc.is_object() && doc.contains("flags") && doc["flags"].is_array()) {
+    for (const auto& f : doc["flags"])
+      if (f.is_string()) ++s.flags[flag_code(f.get<std::string>())];
+  }
+  auto it = slot->sent.find(ack->sequence);
+  if (it != slot->sent.end()) {
+    s.latency(static_cast<double>(wall_ms() - it->second.first));
+    slot->sent.erase(it);
+  }
+}
+
+// A plain MQTT 5 client with a device's certificate, for the faults that
+// send bytes no honest SDK would: a replay, a tampered message, a clone.
+class RawPublisher {
+ public:
+  ~RawPublisher() {
+    if (mosq_) {
+      mosquitto_disconnect(mosq_);
+      mosquitto_loop_stop(mosq_, true);
+      mosquitto_destroy(mosq_);
+    }
+  }
+  Status open(const gateway::BrokerEndpoint& b, const std::string& ca, const std::string& cert,
+              const std::string& key, const std::string& client_id) {
+    mosq_ = mosquitto_new(client_id.c_str(), true, nullptr);
+    if (!mosq_) return error(ErrorCode::kInternal, "mosquitto_new failed");
+    mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    if (mosquitto_tls_set(mosq_, ca.c_str(), nullptr, cert.c_str(), key.c_str(), nullptr) !=
+        MOSQ_ERR_SUCCESS)
+      return error(ErrorCode::kInvalidArgument, "TLS files of " + client_id);
+    if (mosquitto_connect(mosq_, b.host.c_str(), b.port, 30) != MOSQ_ERR_SUCCESS)
+      return error(ErrorCode::kIo, "cannot reach the broker at " + b.host);
+    mosquitto_loop_start(mosq_);
+    return Status();
+  }
+  void publish(const std::string& topic, ByteView bytes) {
+    mosquitto_publish_v5(mosq_, nullptr, topic.c_str(), static_cast<int>(bytes.size()),
+                         bytes.data(), 1, false, nullptr);
+  }
+
+ private:
+  struct mosquitto* mosq_ = nullptr;
+};
+
+// Clinicians' statements, signed and sent to a node by a thread of their
+// own (a device loop must never wait for HTTP).
+class Desk {
+ public:
+  struct Done {
+    std::string order, step;
+    std::optional<std::string> entry_hex;
+  };
+  Desk(const SimulateOptions& o, const SimWorld& w, const hospital::Config& c, Stats& stats)
+      : o_(o), w_(w), c_(c), stats_(stats), thread_([this] { run(); }) {}
+  ~Desk() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  bool push(Action a) {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= kDeskQueueMax) return false;
+    queue_.push_back(std::move(a));
+    cv_.notify_one();
+    return true;
+  }
+  std::vector<Done> take_done() {
+    std::lock_guard lock(mu_);
+    std::vector<Done> out;
+    out.swap(done_);
+    return out;
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      Action a;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        a = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Done d{a.order, a.step, submit(a)};
+      std::lock_guard lock(mu_);
+      done_.push_back(std::move(d));
+    }
+  }
+
+  // Signs with the clinician's key and submits, trying the nodes in turn.
+  std::optional<std::string> submit(const Action& a) {
+    const std::string key = person_key(w_, a.clinician, c_.wards[a.ward]);
+    for (size_t attempt = 0; attempt < o_.nodes.size() * 2; ++attempt) {
+      NodeClient client(o_.nodes[(next_node_ + attempt) % o_.nodes.size()]);
+      auto st =
+          sign_admin_statement(client, key, a.content_type, a.subject, cbor::encode(a.payload));
+      if (!st.ok()) continue;  // node down: the next one
+      auto reply =
+          client.post("/v1/entries", std::string(st->begin(), st->end()), "application/cose");
+      if (!reply.ok() || reply->status >= 500) continue;
+      std::lock_guard lock(stats_.mu);
+      if (!reply->ok()) {
+        json p = json::parse(reply->body, nullptr, false);
+        std::string type = p.is_object() ? p.value("type", std::string("other")) : "other";
+        ++stats_.refused["clinician " + type.substr(type.rfind(':') + 1)];
+        return std::nullopt;
+      }
+      ++stats_.clinician_ok;
+      ++stats_.steps[a.step];
+      return to_hex(crypto::sha256(*st));
+    }
+    std::lock_guard lock(stats_.mu);
+    ++stats_.refused["clinician unreachable"];
+    return std::nullopt;
+  }
+
+  const SimulateOptions& o_;
+  const SimWorld& w_;
+  const hospital::Config& c_;
+  Stats& stats_;
+  size_t next_node_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Action> queue_;
+  std::vector<Done> done_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+std::vector<std::string> split_csv(const std::string& csv) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= csv.size()) {
+    size_t j = csv.find(',', i);
+    if (j == std::string::npos) j = csv.size();
+    if (j > i) out.push_back(csv.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+class Simulation {
+ public:
+  Simulation(const SimulateOptions& o, hospital::Hospital& h, const SimWorld& w,
+             gateway::BrokerEndpoint broker)
+      : o_(o), h_(h), w_(w), broker_(std::move(broker)) {}
+
+  Status run() {
+    CUSTOS_RETURN_IF_ERROR(open_devices());
+    Desk desk(o_, w_, h_.config(), stats_);
+    const auto start = Clock::now();
+    auto next_summary = start;
+    std::vector<Action> later;  // actions whose time has not come (network back up)
+    while (!g_stop) {
+      const uint64_t now = wall_ms();
+      std::vector<Action> due;
+      for (auto it = later.begin(); it != later.end();) {
+        if (it->at_ms <= now) {
+          due.push_back(std::move(*it));
+          it = later.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (Action& a : h_.advance(now)) (a.at_ms <= now ? due : later).push_back(std::move(a));
+      for (Action& a : due) dispatch(a, desk);
+      for (auto& d : desk.take_done()) h_.registered(d.order, d.step, d.entry_hex);
+      pump_devices();
+      if (Clock::now() >= next_summary) {
+        summary(std::chrono::duration<double>(Clock::now() - start).count(), false);
+        next_summary += std::chrono::milliseconds(static_cast<int>(o_.summary_interval_s * 1000));
+      }
+      if (o_.duration_s && Clock::now() - start >= std::chrono::seconds(o_.duration_s)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    drain();
+    summary(std::chrono::duration<double>(Clock::now() - start).count(), true);
+    for (auto& s : slots_) custos_device_close(s->dev);
+    return Status();
+  }
+
+ private:
+  Status open_devices() {
+    for (size_t i = 0; i < h_.devices().size(); ++i) {
+      const auto& info = h_.devices()[i];
+      const auto& paths = w_.devices[i];
+      auto slot = std::make_unique<DeviceSlot>();
+      slot->info = &info;
+      slot->stats = &stats_;
+      custos_device_config c{};
+      c.device_id = info.id.c_str();
+      c.site = h_.config().site.c_str();
+      c.unit = info.care_area.c_str();
+      c.device_class = info.class_name.c_str();
+      c.key_path = paths.key.c_str();
+      c.state_dir = paths.state_dir.c_str();
+      c.sequence_block = 64;  // one fsync per 64 events; a crash skips at most 63 (a gap)
+      c.host = broker_.host.c_str();
+      c.port = broker_.port;
+      const std::string ca = o_.broker_dir + "/ca.crt";
+      c.ca_path = ca.c_str();
+      c.cert_path = paths.tls_cert.c_str();
+      c.cert_key_path = paths.tls_key.c_str();
+      c.want_acks = 1;
+      // The clock-skew fault: the last monitor's clock runs ten minutes ahead.
+      if ((h_.config().faults & hospital::kFaultClockSkew) && i + 1 == h_.devices().size())
+        c.clock_offset_s = kSkewS;
+      c.on_ack = on_device_ack;
+      c.user = slot.get();
+      int rc = custos_device_open(&c, &slot->dev);
+      if (rc != CUSTOS_OK)
+        return error(ErrorCode::kInvalidArgument, "device " + info.id + ": " + custos_strerror(rc));
+      slots_.push_back(std::move(slot));
+    }
+    return Status();
+  }
+
+  void pump_devices() {
+    for (auto& s : slots_) {
+      if (s->online) custos_device_loop(s->dev, 0);
+    }
+  }
+
+  std::string topic(size_t device, const char* kind) const {
+    const auto& info = h_.devices()[device];
+    return "iomt/v1/" + h_.config().site + "/" + info.care_area + "/" + info.class_name + "/" +
+           info.id + "/" + kind;
+  }
+
+  void publish(DeviceSlot& s, const Action& a) {
+    const cbor::Value* ev = a.payload.find("event");
+    const std::string event = ev && ev->is(cbor::Type::kText) ? ev->as_text() : "";
+    const char* kind = event == "status"                                ? "status"
+                       : (event == "alarm" || event == "alarm-cleared") ? "alarm"
+                                                                        : "event";
+    const Bytes payload = cbor::encode(a.payload);
+    const int64_t seq = custos_device_publish(s.dev, a.content_type.c_str(), kind, payload.data(),
+                                              payload.size(), a.subject.c_str());
+    std::lock_guard lock(stats_.mu);
+    if (seq < 0) {
+      ++stats_.refused[std::string("device ") + custos_strerror(static_cast<int>(seq))];
+      return;
+    }
+    ++stats_.published;
+    s.sent[static_cast<uint64_t>(seq)] = {wall_ms(), a.subject};
+    if (event == "completion") stats_.completed_orders.push_back(a.subject.substr(6));
+  }
+
+  void dispatch(Action& a, Desk& desk) {
+    switch (a.kind) {
+      case Action::Kind::kClinician:
+        if (!desk.push(std::move(a))) h_.registered(a.order, a.step, std::nullopt);
+        return;
+      case Action::Kind::kDevice:
+        publish(*slots_[a.device], a);
+        return;
+      case Action::Kind::kNetworkDown:
+        slots_[a.device]->online = false;
+        return;
+      case Action::Kind::kNetworkUp:
+        slots_[a.device]->online = true;
+        return;
+      case Action::Kind::kReplay:
+        return replay(a);
+      case Action::Kind::kTamper:
+        return tamper(a);
+      case Action::Kind::kClone:
+        return clone(a);
+    }
+  }
+
+  // The exact bytes of one of the device's registered statements, again.
+  void replay(const Action& a) {
+    const auto& info = h_.devices()[a.device];
+    NodeClient client(o_.nodes.front());
+    auto page = client.get("/v1/entries?issuer=" + info.id + "&limit=1");
+    json j = page.ok() ? json::parse(page->body, nullptr, false) : json();
+    if (!j.is_object() || !j.contains("entries") || j["entries"].empty())
+      return note("replay", "nothing to replay yet");
+    auto st =
+        client.get("/v1/entries/" + j["entries"][0].value("id", std::string()), "application/cose");
+    if (!st.ok() || !st->ok()) return note("replay", "entry unreadable");
+    send_raw(a.device, info.id, topic(a.device, "event"), as_view(st->body));
+    note("replay",
+         "sent " + j["entries"][0].value("id", std::string()).substr(0, 16) + "... again");
+  }
+
+  // A statement signed by the device's key with one payload byte flipped.
+  void tamper(const Action& a) {
+    auto key = load_private_key(w_.devices[a.device].key);
+    if (!key.ok()) return note("tamper", key.status().message());
+    Bytes st = sign_as_device(*key, a, wall_ms() / 1000);
+    st[st.size() - 70] ^= 0x01;  // inside the payload, before the 64-byte signature
+    send_raw(a.device, h_.devices()[a.device].id, topic(a.device, "status"), st);
+    note("tamper", "flipped one byte of a signed status");
+  }
+
+  // A second client holding the pump's key publishes from its own identity.
+  void clone(const Action& a) {
+    auto key = load_private_key(w_.devices[a.device].key);
+    if (!key.ok()) return note("cloned-key", key.status().message());
+    Bytes st = sign_as_device(*key, a, wall_ms() / 1000);
+    RawPublisher p;
+    Status s = p.open(broker_, o_.broker_dir + "/ca.crt", w_.clone_tls_cert, w_.clone_tls_key,
+                      "sim-clone-1");
+    if (!s.ok()) return note("cloned-key", s.message());
+    const auto& info = h_.devices()[a.device];
+    p.publish("iomt/v1/" + h_.config().site + "/" + info.care_area + "/" + info.class_name +
+                  "/sim-clone-1/status",
+              st);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    note("cloned-key", "sim-clone-1 published with " + info.id + "'s key");
+  }
+
+  // Far above the SDK's numbers so it never collides with them.
+  Bytes sign_as_device(const crypto::PrivateKey& key, const Action& a, uint64_t iat_s) {
+    cose::StatementHeader h;
+    h.content_type = a.content_type;
+    h.issuer = h_.devices()[a.device].id;
+    h.subject = a.subject;
+    h.issued_at_s = iat_s;
+    h.sequence = (uint64_t{1} << 62) + raw_sequence_++;
+    return cose::sign_statement(key, h, cbor::encode(a.payload));
+  }
+
+  void send_raw(size_t device, const std::string& client_id, const std::string& t, ByteView bytes) {
+    RawPublisher p;
+    Status s = p.open(broker_, o_.broker_dir + "/ca.crt", w_.devices[device].tls_cert,
+                      w_.devices[device].tls_key, client_id + "-raw");
+    if (!s.ok()) return note("raw", s.message());
+    p.publish(t, bytes);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+
+  void note(const std::string& fault, const std::string& what) {
+    std::lock_guard lock(stats_.mu);
+    ++stats_.faults[fault + ": " + what];
+  }
+
+  // At the end: let queued events reach the ledger and their acks come back.
+  void drain() {
+    const auto until = Clock::now() + std::chrono::seconds(kDrainTimeoutS);
+    for (auto& s : slots_) s->online = true;
+    while (Clock::now() < until) {
+      pump_devices();
+      size_t waiting = 0;
+      {
+        std::lock_guard lock(stats_.mu);
+        for (auto& s : slots_) waiting += s->sent.size();
+      }
+      if (waiting == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  json node_info() {
+    for (const auto& url : o_.nodes) {
+      NodeClient client(url);
+      auto r = client.get("/v1/node");
+      if (!r.ok() || !r->ok()) continue;
+      json j = json::parse(r->body, nullptr, false);
+      if (j.is_object()) return j;
+    }
+    return json::object();
+  }
+
+  void summary(double elapsed_s, bool final) {
+    const json node = node_info();
+    size_t online = 0, pending = 0;
+    for (auto& s : slots_) {
+      online += s->online && custos_device_connected(s->dev) ? 1 : 0;
+      pending += custos_device_pending(s->dev);
+    }
+    std::lock_guard lock(stats_.mu);
+    json j = {{"elapsed_s", elapsed_s},
+              {"devices", slots_.size()},
+              {"devices_online", online},
+              {"events_published", stats_.published},
+              {"events_registered", stats_.acked},
+              {"already_registered", stats_.already},
+              {"events_per_s", static_cast<double>(stats_.acked) / std::max(elapsed_s, 1e-9)},
+              {"queued_on_devices", pending},
+              {"clinician_statements", stats_.clinician_ok},
+              {"orders", stats_.steps},
+              {"blocks", node.value("height", uint64_t{0})},
+              {"log_size", node.value("log_size", uint64_t{0})},
+              {"time_to_receipt_p50_ms", stats_.percentile(0.5)},
+              {"time_to_receipt_p99_ms", stats_.percentile(0.99)},
+              {"refused", stats_.refused},
+              {"flags", stats_.flags},
+              {"faults", stats_.faults}};
+    if (o_.json) {
+      std::printf("%s\n", j.dump().c_str());
+      std::fflush(stdout);
+      return;
+    }
+    panel(j, final);
+  }
+
+  void panel(const json& j, bool final) {
+    std::string out;
+    const auto line = [&](const std::string& s) { out += s + "\n"; };
+    char buf[256];
+    if (!o_.no_clear && isatty(STDOUT_FILENO) && !final) out += "\033[H\033[2J";
+    std::snprintf(buf, sizeof buf, "custos simulate  %s  %.0f s   (Ctrl-C stops)",
+                  h_.config().hospital.c_str(), j["elapsed_s"].get<double>());
+    line(buf);
+    std::snprintf(buf, sizeof buf, "  devices online   %zu / %zu   queued on devices %zu",
+                  j["devices_online"].get<size_t>(), j["devices"].get<size_t>(),
+                  j["queued_on_devices"].get<size_t>());
+    line(buf);
+    std::snprintf(buf, sizeof buf,
+                  "  device events    %llu published, %llu registered (%.1f/s), %llu duplicates",
+                  (unsigned long long)j["events_published"].get<uint64_t>(),
+                  (unsigned long long)j["events_registered"].get<uint64_t>(),
+                  j["events_per_s"].get<double>(),
+                  (unsigned long long)j["already_registered"].get<uint64_t>());
+    line(buf);
+    std::snprintf(buf, sizeof buf,
+                  "  time to receipt  p50 %.0f ms   p99 %.0f ms (publish -> quorum-signed entry)",
+                  j["time_to_receipt_p50_ms"].get<double>(),
+                  j["time_to_receipt_p99_ms"].get<double>());
+    line(buf);
+    std::snprintf(buf, sizeof buf, "  ledger           %llu blocks, %llu entries",
+                  (unsigned long long)j["blocks"].get<uint64_t>(),
+                  (unsigned long long)j["log_size"].get<uint64_t>());
+    line(buf);
+    std::string orders;
+    for (const char* step : {"order", "verification", "programming"})
+      orders +=
+          std::string(step) + " " + std::to_string(j["orders"].value(step, uint64_t{0})) + "  ";
+    line("  infusion chain   " + orders + "completed " + std::to_string(completed()));
+    const auto counts = [&](const char* title, const json& m) {
+      if (m.empty()) return line(std::string("  ") + title + " none");
+      std::string s;
+      for (const auto& [k, v] : m.items()) s += k + " " + std::to_string(v.get<uint64_t>()) + ", ";
+      line(std::string("  ") + title + " " + s.substr(0, s.size() - 2));
+    };
+    counts("refused          ", j["refused"]);
+    counts("flags raised     ", j["flags"]);
+    if (!j["faults"].empty()) {
+      line("  faults injected");
+      for (const auto& [k, v] : j["faults"].items()) line("    " + k);
+    }
+    std::fputs(out.c_str(), stdout);
+    std::fflush(stdout);
+  }
+
+  size_t completed() const { return stats_.completed_orders.size(); }
+
+ public:
+  std::vector<std::string> completed_orders() {
+    std::lock_guard lock(stats_.mu);
+    return stats_.completed_orders;
+  }
+
+ private:
+  const SimulateOptions& o_;
+  hospital::Hospital& h_;
+  const SimWorld& w_;
+  gateway::BrokerEndpoint broker_;
+  Stats stats_;
+  std::vector<std::unique_ptr<DeviceSlot>> slots_;
+  uint64_t raw_sequence_ = 0;
+};
+
+Result<hospital::Config> hospital_config(const SimulateOptions& o) {
+  hospital::Config c;
+  c.wards = split_csv(o.wards);
+  if (c.wards.empty() || c.wards.size() > 16)
+    return error(ErrorCode::kInvalidArgument, "--wards: 1 to 16 ward names");
+  for (const auto& w : c.wards) {
+    for (char ch : w) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-')
+        return error(ErrorCode::kInvalidArgument, "--wards: '" + w + "' may hold only a-z 0-9 -");
+    }
+  }
+  if (o.beds == 0 || o.beds > 64) return error(ErrorCode::kInvalidArgument, "--beds: 1 to 64");
+  if (o.status_interval_ms < 100)
+    return error(ErrorCode::kInvalidArgument, "--status-interval-ms: at least 100");
+  c.beds_per_ward = o.beds;
+  c.status_interval_ms = o.status_interval_ms;
+  c.seed = o.seed;
+  c.fault_at_ms = o.fault_at_s * 1000;
+  std::string unknown;
+  auto faults = hospital::faults_from_names(o.faults, &unknown);
+  if (!faults) {
+    std::string all;
+    for (const auto& n : hospital::all_fault_names()) all += " " + n;
+    return error(ErrorCode::kInvalidArgument,
+                 "--faults: unknown fault '" + unknown + "' (all," + all + ")");
+  }
+  c.faults = *faults;
+  return c;
+}
+
+Status simulate(const SimulateOptions& o) {
+  CUSTOS_ASSIGN_OR_RETURN(hospital::Config config, hospital_config(o));
+  CUSTOS_ASSIGN_OR_RETURN(gateway::BrokerEndpoint broker, gateway::read_broker_json(o.broker_dir));
+  hospital::Hospital h(config);
+  std::fprintf(stderr, "provisioning %zu devices of %s (once; found again on later runs)\n",
+               h.devices().size(), config.hospital.c_str());
+  CUSTOS_ASSIGN_OR_RETURN(SimWorld world, provision(o, h));
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  mosquitto_lib_init();
+  Simulation sim(o, h, world, broker);
+  Status s = sim.run();
+  mosquitto_lib_cleanup();
+  if (!s.ok()) return s;
+  if (!o.json) {
+    auto orders = sim.completed_orders();
+    std::printf("\nWhere to look next:\n");
+    std::printf(
+        "  curl -s %s/v1/entries?flag=firmware-under-advisory   # events from pumps under %s\n",
+        o.nodes.front().c_str(), world.advisory_id.c_str());
+    std::printf("  custos advisory exposure --node %s %s                  # which devices, where\n",
+                o.nodes.front().c_str(), world.advisory_id.c_str());
+    if (!orders.empty())
+      std::printf(
+          "  custos report --node %s %s                            # an infusion, step by step\n",
+          o.nodes.front().c_str(), orders.back().c_str());
+  }
+  return Status();
+}
+
+}  // namespace
+
+void add_simulate_command(CLI::App& app) {
+  auto o = std::make_shared<SimulateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "simulate",
+      "Run a simulated hospital: wards, beds, pumps and monitors as MQTT devices, "
+      "and the infusion chain");
+  cmd->add_option("--node", o->nodes, "Node URL (repeat for failover)")->capture_default_str();
+  cmd->add_option("--admin-key", o->admin_key, "Consortium admin private key PEM")->required();
+  cmd->add_option("--broker-dir", o->broker_dir, "Broker directory (custos broker init)")
+      ->required();
+  cmd->add_option("--dir", o->dir, "Where the simulation keeps keys, certificates, device state")
+      ->capture_default_str();
+  cmd->add_option("--wards", o->wards, "Comma-separated ward names")->capture_default_str();
+  cmd->add_option("--beds", o->beds, "Beds per ward (a pump and a monitor each)")
+      ->capture_default_str();
+  cmd->add_option("--status-interval-ms", o->status_interval_ms, "Each device's status report")
+      ->capture_default_str();
+  cmd->add_option("--duration-s", o->duration_s, "Stop after this long (0: at Ctrl-C)")
+      ->capture_default_str();
+  cmd->add_option("--faults", o->faults,
+                  "Inject: all or replay,tamper,cloned-key,rogue-firmware,clock-skew,"
+                  "soft-limit-override,ward-outage");
+  cmd->add_option("--fault-at-s", o->fault_at_s, "When to inject them")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of the hospital model")->capture_default_str();
+  cmd->add_option("--summary-interval-s", o->summary_interval_s, "How often to print the summary")
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "One JSON summary line per interval");
+  cmd->add_flag("--no-clear", o->no_clear, "Do not redraw the summary in place");
+  cmd->callback([o] {
+    if (Status s = simulate(*o); !s.ok()) exit_status() = fail(s);
+  });
+}
+
+}  // namespace custos::cli
