@@ -242,8 +242,11 @@ class BenchLedger {
     while (ledger_->head().log_size + pending_.size() < entries_) {
       const size_t i = n % devices_;
       const uint64_t round = n / devices_;
-      if (round % kEventsPerFirmwareChange == kEventsPerFirmwareChange - 1) {
-        const std::string& v = versions[(round / kEventsPerFirmwareChange + 1) % 2];
+      // Each device changes at its own phase, so at any time about half of
+      // them run the advised factory version.
+      const uint64_t phase = round + (i * kEventsPerFirmwareChange) / devices_;
+      if (phase % kEventsPerFirmwareChange == kEventsPerFirmwareChange - 1) {
+        const std::string& v = versions[(phase / kEventsPerFirmwareChange + 1) % 2];
         add(keys[i], domain::kTypeFirmwareInstall,
             map({{"version", cbor::text(v)}, {"image_sha256", digest("image " + v)}}));
       } else {

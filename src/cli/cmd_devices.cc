@@ -47,7 +47,14 @@ void add_conn(CLI::App* cmd, Conn& c) {
 
 void run(CLI::App* cmd, std::function<Status()> f) {
   cmd->callback([f = std::move(f)] {
-    if (Status s = f(); !s.ok()) exit_status() = fail(s);
+    Status s;
+    try {
+      s = f();
+    } catch (const nlohmann::json::exception& e) {
+      // A value of an unexpected type in the node's answer.
+      s = error(ErrorCode::kMalformed, std::string("unexpected answer from the node: ") + e.what());
+    }
+    if (!s.ok()) exit_status() = fail(s);
   });
 }
 
@@ -67,6 +74,15 @@ std::string query(const std::vector<std::pair<std::string, std::string>>& params
     q += (q.empty() ? "?" : "&") + k + "=" + percent_encode(v);
   }
   return q;
+}
+
+// j[field] for reading: a null value when j is not an object or lacks it
+// (the node's answer is outside input; nothing here may assume its shape).
+const json& at(const json& j, const char* field) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(field);
+  return it == j.end() ? kNull : *it;
 }
 
 std::string str(const json& j, const char* field, const std::string& fallback = "") {
@@ -99,7 +115,8 @@ std::string signer_text(const json& s) {
 }
 
 std::string evidence_text(const json& e) {
-  return when(e, "registered_at") + " (#" + str(e, "index") + ", " + signer_text(e["signer"]) + ")";
+  return when(e, "registered_at") + " (#" + str(e, "index") + ", " + signer_text(at(e, "signer")) +
+         ")";
 }
 
 // Prints rows as aligned columns (the last column is not padded).
@@ -123,9 +140,9 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 }
 
 void print_more(const json& page, const std::string& hint) {
-  if (page.contains("next_cursor") && page["next_cursor"].is_string())
+  if (page.contains("next_cursor") && at(page, "next_cursor").is_string())
     std::printf("(more: %s --cursor %s)\n", hint.c_str(),
-                page["next_cursor"].get<std::string>().c_str());
+                at(page, "next_cursor").get<std::string>().c_str());
 }
 
 // SHA-256 of a file, read in chunks (firmware images can be large).
@@ -336,26 +353,28 @@ Status device_show(const ShowOptions& o) {
   std::printf("%s  %s %s  (%s)\n", str(d, "id").c_str(), str(d, "class").c_str(),
               str(d, "model").c_str(), str(d, "status").c_str());
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"  UDI", str(d["udi"], "hrf")});
+  rows.push_back({"  UDI", str(at(d, "udi"), "hrf")});
   rows.push_back({"  maker", str(d, "maker")});
   rows.push_back({"  holder", str(d, "holder")});
   rows.push_back({"  installed", d.contains("care_area")
                                      ? str(d, "care_area") + ", " + str(d, "location")
                                      : "no"});
   if (d.contains("firmware")) {
-    const json& f = d["firmware"];
-    std::string rel = d["release"].is_null() ? "not a release of " + str(d, "maker") : "released";
-    if (!d["release"].is_null() && str(d["release"], "image_sha256") != str(f, "image_sha256"))
+    const json& f = at(d, "firmware");
+    std::string rel =
+        at(d, "release").is_null() ? "not a release of " + str(d, "maker") : "released";
+    if (!at(d, "release").is_null() &&
+        str(at(d, "release"), "image_sha256") != str(f, "image_sha256"))
       rel = "image differs from the release";
     rows.push_back({"  firmware", str(f, "version") + " since " + when(f, "since") + " (image " +
                                       str(f, "image_sha256").substr(0, 16) + ", " + rel + ")"});
   } else {
     rows.push_back({"  firmware", "none reported"});
   }
-  if (!d["key"].is_null())
-    rows.push_back({"  key", str(d["key"], "kid") + " (" + str(d["key"], "status") + ")"});
+  if (!at(d, "key").is_null())
+    rows.push_back({"  key", str(at(d, "key"), "kid") + " (" + str(at(d, "key"), "status") + ")"});
   std::string advs;
-  for (const auto& a : d["advisories"]) {
+  for (const auto& a : at(d, "advisories")) {
     advs += (advs.empty() ? "" : "; ") + str(a, "id") + " (" + str(a, "severity") + ")";
     if (a.contains("fixed_in")) advs += " fixed in " + str(a, "fixed_in");
   }
@@ -385,11 +404,11 @@ Status device_timeline(const TimelineOptions& o) {
     return Status();
   }
   std::vector<std::vector<std::string>> rows{{"TIME", "INDEX", "SIGNER", "WHAT", "FLAGS"}};
-  for (const auto& e : page["entries"]) {
+  for (const auto& e : at(page, "entries")) {
     std::string flags = joined(e.value("flags", json::array()), "; ");
     if (e.contains("sequence_gap"))
       flags += (flags.empty() ? "" : "; ") + std::string("sequence-gap");
-    rows.push_back({when(e, "registered_at"), "#" + str(e, "index"), signer_text(e["signer"]),
+    rows.push_back({when(e, "registered_at"), "#" + str(e, "index"), signer_text(at(e, "signer")),
                     str(e, "summary"), flags});
   }
   if (rows.size() == 1)
@@ -407,12 +426,15 @@ struct StateOptions {
 
 // The entries a state answer rests on, by what they show.
 std::vector<std::pair<std::string, json>> evidence_of(const json& s) {
-  std::vector<std::pair<std::string, json>> out{{"holder", s["holder_since"]}};
-  if (!s["installation"].is_null()) out.emplace_back("installation", s["installation"]["since"]);
-  if (s.contains("decommissioned_by")) out.emplace_back("decommissioning", s["decommissioned_by"]);
-  if (!s["firmware"].is_null()) out.emplace_back("firmware", s["firmware"]["installed"]);
-  const json& reported = s["drug_library"]["reported"];
-  if (!reported.is_null()) out.emplace_back("drug-library", reported["reported"]);
+  std::vector<std::pair<std::string, json>> out{{"holder", at(s, "holder_since")}};
+  if (!at(s, "installation").is_null())
+    out.emplace_back("installation", at(at(s, "installation"), "since"));
+  if (s.contains("decommissioned_by"))
+    out.emplace_back("decommissioning", at(s, "decommissioned_by"));
+  if (!at(s, "firmware").is_null())
+    out.emplace_back("firmware", at(at(s, "firmware"), "installed"));
+  const json& reported = at(at(s, "drug_library"), "reported");
+  if (!reported.is_null()) out.emplace_back("drug-library", at(reported, "reported"));
   return out;
 }
 
@@ -446,7 +468,7 @@ void print_firmware_at(const json& f) {
   std::printf("  firmware      %s (image %s), %s %s\n", str(f, "version").c_str(),
               str(f, "image_sha256").substr(0, 16).c_str(),
               f.value("from_registration", false) ? "reported at registration" : "installed",
-              evidence_text(f["installed"]).c_str());
+              evidence_text(at(f, "installed")).c_str());
   std::string rel;
   if (!f.value("released", false))
     rel = "not a release of the maker";
@@ -458,13 +480,14 @@ void print_firmware_at(const json& f) {
                                                 : ", NOT approved for the model");
   std::printf("  release       %s\n", rel.c_str());
   std::string now;
-  for (const auto& a : f["advisories_now"])
+  for (const auto& a : at(f, "advisories_now"))
     now += (now.empty() ? "" : "; ") + str(a, "id") + " (" + str(a, "severity") + ", published " +
            when(a, "published_at") + ")";
-  std::string then = joined(f["advisories_at_time"]);
+  std::string then = joined(at(f, "advisories_at_time"));
   std::printf("  advisories    then: %s; now: %s\n", then.empty() ? "none" : then.c_str(),
               now.empty() ? "none" : now.c_str());
-  if (!f["flags"].empty()) std::printf("  flagged       %s\n", joined(f["flags"], "; ").c_str());
+  if (!at(f, "flags").empty())
+    std::printf("  flagged       %s\n", joined(at(f, "flags"), "; ").c_str());
 }
 
 Status device_state(const StateOptions& o) {
@@ -480,30 +503,31 @@ Status device_state(const StateOptions& o) {
               when(s, "at").c_str(),
               static_cast<unsigned long long>(s.value("log_size_at", uint64_t{1}) - 1));
   std::printf("  holder        %s since %s\n", str(s, "holder").c_str(),
-              evidence_text(s["holder_since"]).c_str());
-  const json& inst = s["installation"];
+              evidence_text(at(s, "holder_since")).c_str());
+  const json& inst = at(s, "installation");
   if (inst.is_null())
     std::printf("  installed     no\n");
   else
     std::printf("  installed     %s, %s since %s\n", str(inst, "care_area").c_str(),
-                str(inst, "location").c_str(), evidence_text(inst["since"]).c_str());
+                str(inst, "location").c_str(), evidence_text(at(inst, "since")).c_str());
   if (s.value("decommissioned", false))
     std::printf("  status        decommissioned %s\n",
-                evidence_text(s["decommissioned_by"]).c_str());
-  print_firmware_at(s["firmware"]);
-  const json& lib = s["drug_library"];
+                evidence_text(at(s, "decommissioned_by")).c_str());
+  print_firmware_at(at(s, "firmware"));
+  const json& lib = at(s, "drug_library");
   std::printf("  drug library  device reported %s; %s's library then: %s\n",
-              lib["reported"].is_null() ? "none"
-                                        : (str(lib["reported"], "version") + " at " +
-                                           when(lib["reported"]["reported"], "registered_at"))
-                                              .c_str(),
-              str(s, "holder").c_str(),
-              lib["hospital_current"].is_null()
+              at(lib, "reported").is_null()
                   ? "none"
-                  : (str(lib["hospital_current"], "version") + " since " +
-                     when(lib["hospital_current"], "since"))
+                  : (str(at(lib, "reported"), "version") + " at " +
+                     when(at(at(lib, "reported"), "reported"), "registered_at"))
+                        .c_str(),
+              str(s, "holder").c_str(),
+              at(lib, "hospital_current").is_null()
+                  ? "none"
+                  : (str(at(lib, "hospital_current"), "version") + " since " +
+                     when(at(lib, "hospital_current"), "since"))
                         .c_str());
-  if (lib["matches"].is_boolean() && !lib["matches"].get<bool>())
+  if (at(lib, "matches").is_boolean() && !at(lib, "matches").get<bool>())
     std::printf("  WARNING       the device's library differs from the hospital's\n");
   if (!o.evidence_dir.empty()) return save_evidence(client, s, o.evidence_dir, true);
   return Status();
@@ -529,10 +553,10 @@ Status device_list(const ListOptions& o) {
   }
   std::vector<std::vector<std::string>> rows{
       {"ID", "CLASS", "MODEL", "HOLDER", "CARE AREA", "LOCATION", "FIRMWARE", "STATUS"}};
-  for (const auto& d : page["devices"]) {
+  for (const auto& d : at(page, "devices")) {
     rows.push_back({str(d, "id"), str(d, "class"), str(d, "model"), str(d, "holder"),
                     str(d, "care_area", "-"), str(d, "location", "-"),
-                    d.contains("firmware") ? str(d["firmware"], "version") : "-",
+                    d.contains("firmware") ? str(at(d, "firmware"), "version") : "-",
                     str(d, "status")});
   }
   if (rows.size() == 1)
@@ -592,9 +616,9 @@ Status firmware_list(const FirmwareReadOptions& o) {
     return Status();
   }
   std::vector<std::vector<std::string>> rows{{"VERSION", "INDEX", "MODELS", "IMAGE SHA-256"}};
-  for (const auto& r : page["releases"])
-    rows.push_back(
-        {str(r, "version"), "#" + str(r, "index"), joined(r["models"]), str(r, "image_sha256")});
+  for (const auto& r : at(page, "releases"))
+    rows.push_back({str(r, "version"), "#" + str(r, "index"), joined(at(r, "models")),
+                    str(r, "image_sha256")});
   if (rows.size() == 1)
     std::printf("%s has released no firmware\n", o.maker.c_str());
   else
@@ -613,13 +637,13 @@ Status firmware_show(const FirmwareReadOptions& o) {
   }
   std::printf("%s firmware %s\n", str(r, "maker").c_str(), str(r, "version").c_str());
   std::string advs;
-  for (const auto& a : r["advisories"])
+  for (const auto& a : at(r, "advisories"))
     advs += (advs.empty() ? "" : "; ") + str(a, "id") + " (" + str(a, "severity") + ")";
   print_table(
-      {{"  released", evidence_text(r["released"])},
+      {{"  released", evidence_text(at(r, "released"))},
        {"  image", str(r, "image_sha256")},
        {"  SBOM", str(r, "sbom_sha256")},
-       {"  models", joined(r["models"])},
+       {"  models", joined(at(r, "models"))},
        {"  running on", str(r, "devices_running") +
                             (r.value("devices_running_capped", false) ? "+" : "") + " device(s)"},
        {"  advisories", advs.empty() ? "none" : advs}});
@@ -651,8 +675,8 @@ Status advisory_publish(const AdvisoryOptions& o) {
 
 std::string advisory_line(const json& a) {
   std::string s = str(a, "id") + " (" + str(a, "severity") + "): " + str(a, "maker");
-  if (!a["models"].empty()) s += " " + joined(a["models"]);
-  s += " firmware " + joined(a["versions"]);
+  if (!at(a, "models").empty()) s += " " + joined(at(a, "models"));
+  s += " firmware " + joined(at(a, "versions"));
   if (a.contains("fixed_in")) s += ", fixed in " + str(a, "fixed_in");
   return s;
 }
@@ -665,11 +689,11 @@ Status advisory_show(const AdvisoryOptions& o) {
     return Status();
   }
   std::printf("%s\n", advisory_line(a).c_str());
-  print_table({{"  published", evidence_text(a["published"]) + " by " + str(a, "issuer")},
-               {"  CVEs", a["cves"].empty() ? "none named" : joined(a["cves"])},
+  print_table({{"  published", evidence_text(at(a, "published")) + " by " + str(a, "issuer")},
+               {"  CVEs", at(a, "cves").empty() ? "none named" : joined(at(a, "cves"))},
                {"  fix", a.contains("fixed_in")
                              ? str(a, "fixed_in") +
-                                   (a["fix"].is_null() ? " (not released yet)" : " (released)")
+                                   (at(a, "fix").is_null() ? " (not released yet)" : " (released)")
                              : "none named"}});
   return Status();
 }
@@ -683,13 +707,13 @@ Status advisory_exposure(const AdvisoryOptions& o) {
     std::printf("%s\n", e.dump(2).c_str());
     return Status();
   }
-  std::printf("%s\n%s device(s) exposed\n", advisory_line(e["advisory"]).c_str(),
+  std::printf("%s\n%s device(s) exposed\n", advisory_line(at(e, "advisory")).c_str(),
               str(e, "device_count").c_str());
-  for (const auto& h : e["holders"]) {
+  for (const auto& h : at(e, "holders")) {
     std::printf("\n%s (%s%s)\n", str(h, "holder").c_str(), str(h, "kind", "unknown").c_str(),
                 h.contains("name") ? (", " + str(h, "name")).c_str() : "");
     std::vector<std::vector<std::string>> rows;
-    for (const auto& d : h["devices"])
+    for (const auto& d : at(h, "devices"))
       rows.push_back(
           {"  " + str(d, "id"), str(d, "model"), str(d, "care_area", "not installed"),
            str(d, "location", "-"),
@@ -712,8 +736,8 @@ Status advisory_list(const AdvisoryOptions& o) {
   }
   std::vector<std::vector<std::string>> rows{
       {"ID", "SEVERITY", "MAKER", "VERSIONS", "PUBLISHED", "BY"}};
-  for (const auto& a : page["advisories"])
-    rows.push_back({str(a, "id"), str(a, "severity"), str(a, "maker"), joined(a["versions"]),
+  for (const auto& a : at(page, "advisories"))
+    rows.push_back({str(a, "id"), str(a, "severity"), str(a, "maker"), joined(at(a, "versions")),
                     when(a, "published_at"), str(a, "issuer")});
   if (rows.size() == 1)
     std::printf("no advisories\n");
@@ -750,10 +774,10 @@ Status library_show(const LibraryOptions& o) {
     return Status();
   }
   std::printf("%s: drug library %s since %s\n", o.hospital.c_str(),
-              str(l["current"], "version").c_str(), when(l["current"], "since").c_str());
+              str(at(l, "current"), "version").c_str(), when(at(l, "current"), "since").c_str());
   std::vector<std::vector<std::string>> rows{{"  VERSION", "RELEASED", "SHA-256"}};
-  for (const auto& h : l["history"])
-    rows.push_back({"  " + str(h, "version"), evidence_text(h["released"]), str(h, "sha256")});
+  for (const auto& h : at(l, "history"))
+    rows.push_back({"  " + str(h, "version"), evidence_text(at(h, "released")), str(h, "sha256")});
   print_table(rows);
   return Status();
 }

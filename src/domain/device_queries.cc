@@ -397,6 +397,19 @@ Result<DeviceStateAtTime> DeviceQueries::state_at(std::string_view id, uint64_t 
 
 // --- Advisory exposure ---
 
+// "i/<maker>/<version>/<device>": versions hold no '/' (devices.cc refuses
+// them), so the device id is everything after the version.
+Result<std::optional<Device>> DeviceQueries::installed_device(ByteView key,
+                                                              size_t maker_prefix) const {
+  const std::string rest(key.begin() + static_cast<std::ptrdiff_t>(maker_prefix), key.end());
+  const size_t slash = rest.find('/');
+  if (slash == std::string::npos) return std::optional<Device>();
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<Device> d,
+                          load<Device>(device_key(rest.substr(slash + 1))));
+  if (d && d->firmware && d->firmware->version == rest.substr(0, slash)) return d;
+  return std::optional<Device>();  // a stale key would be a bug; skip it
+}
+
 Result<Exposure> DeviceQueries::exposure(std::string_view advisory_id, const std::string& cursor,
                                          size_t limit) const {
   CUSTOS_ASSIGN_OR_RETURN(std::optional<Advisory> adv, load<Advisory>(advisory_key(advisory_id)));
@@ -407,46 +420,34 @@ Result<Exposure> DeviceQueries::exposure(std::string_view advisory_id, const std
   if (!start.ok() || start->size() > kCursorBytesMax)
     return error(ErrorCode::kInvalidArgument, "'cursor' is not one this query returned");
   limit = page_limit(limit, kExposurePageMax);
-  // One prefix scan per affected version, in key order; a version whose
-  // prefix lies inside another's ("1.0/x" in "1.0") is covered by that scan.
-  std::vector<Bytes> prefixes;
-  for (const auto& v : adv->versions) prefixes.push_back(installed_firmware_prefix(adv->maker, v));
-  std::sort(prefixes.begin(), prefixes.end());
-  std::vector<Bytes> scans;
-  for (auto& p : prefixes) {
-    const Bytes* last = scans.empty() ? nullptr : &scans.back();
-    if (last && p.size() >= last->size() && std::equal(last->begin(), last->end(), p.begin()))
-      continue;
-    scans.push_back(std::move(p));
-  }
   const size_t maker_prefix = std::string_view("i/").size() + adv->maker.size() + 1;
   std::map<std::string, ExposureGroup> groups;
   Exposure out;
   Status failure;
+  size_t examined = 0;
+  // One prefix scan per affected version, in key order (the cursor's order).
+  std::vector<Bytes> scans;
+  for (const auto& v : adv->versions) scans.push_back(installed_firmware_prefix(adv->maker, v));
+  std::sort(scans.begin(), scans.end());
   for (const Bytes& prefix : scans) {
     const Bytes from = start->empty() ? prefix : after(*start);
     Status s = ledger_.scan_rule_records(prefix, from, [&](ByteView key, ByteView) {
-      if (out.device_count == limit) {
+      if (out.device_count == limit || examined == kExposureScanMax) {
         out.next_cursor = to_hex(*start);
         return false;
       }
+      ++examined;
       *start = Bytes(key.begin(), key.end());
-      // "i/<maker>/<version>/<device>": the device record says which version.
-      const std::string rest(key.begin() + static_cast<std::ptrdiff_t>(maker_prefix), key.end());
-      for (size_t slash = rest.find('/'); slash != std::string::npos;
-           slash = rest.find('/', slash + 1)) {
-        auto d = load<Device>(device_key(rest.substr(slash + 1)));
-        if (!d.ok()) {
-          failure = d.status();
-          return false;
-        }
-        if (!*d || !(*d)->firmware || (*d)->firmware->version != rest.substr(0, slash)) continue;
-        const Device& dev = **d;
-        if (!adv->affects(dev.model, dev.firmware->version) || dev.status != DeviceStatus::kActive)
-          break;
-        groups[dev.holder].devices.push_back(dev);
+      auto d = installed_device(key, maker_prefix);
+      if (!d.ok()) {
+        failure = d.status();
+        return false;
+      }
+      const std::optional<Device>& dev = *d;
+      if (dev && dev->status == DeviceStatus::kActive &&
+          adv->affects(dev->model, dev->firmware->version)) {
+        groups[dev->holder].devices.push_back(*dev);
         ++out.device_count;
-        break;
       }
       return true;
     });

@@ -29,6 +29,9 @@ inline constexpr size_t kListPageMax = 1000;
 inline constexpr size_t kListScanMax = 10000;
 inline constexpr size_t kExposurePageDefault = 1000;
 inline constexpr size_t kExposurePageMax = 10000;
+// Installations examined per exposure page (devices on an affected version
+// but another model count too); a page may end short, with a cursor.
+inline constexpr size_t kExposureScanMax = 4 * kExposurePageMax;
 // Custody and installation entries examined (newest first) to find where a
 // device was at a time; a device changes hands far fewer times than this.
 inline constexpr size_t kPlacementScanMax = 1000;
@@ -214,6 +217,9 @@ class DeviceQueries {
   Result<ledger::QueryPage> newest(const std::string& ref, uint64_t bound, size_t limit) const;
   Result<PlacementAtTime> placement_at(const Device& d, uint64_t bound) const;
   Result<std::optional<FirmwareAtTime>> firmware_at(const Device& d, uint64_t bound) const;
+  // The device an "i/<maker>/<version>/<device>" key stands for, if it runs
+  // that version now (maker_prefix: the length of "i/<maker>/").
+  Result<std::optional<Device>> installed_device(ByteView key, size_t maker_prefix) const;
   Result<std::vector<Advisory>> advisories_naming(std::string_view maker,
                                                   std::string_view version) const;
 

@@ -71,6 +71,15 @@ bool has(const std::vector<std::string>& v, std::string_view x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
+// A firmware version is a component of record keys ("i/<maker>/<version>/
+// <device>", "f/...", "v/..."), so it must not hold the separator: device "a"
+// on version "1.0/x" and device "x/a" on "1.0" would share "i/<maker>/1.0/x/a".
+Status check_version(PayloadReader& p, std::string_view field, std::string_view version) {
+  if (version.find('/') != std::string_view::npos)
+    return p.fail(field, "a firmware version must not contain '/'");
+  return Status();
+}
+
 // --- Device registration ---
 
 constexpr const char* kWhatRegister = "device registration";
@@ -108,6 +117,7 @@ Result<DeviceRegistration> parse_register(const cose::Statement& st) {
   d.kid = key->kid();
   if (auto fw = p.optional_map("firmware")) {
     CUSTOS_ASSIGN_OR_RETURN(std::string version, fw->text("version", kVersionBytesMax));
+    CUSTOS_RETURN_IF_ERROR(check_version(*fw, "version", version));
     CUSTOS_ASSIGN_OR_RETURN(Hash256 image, fw->digest("image_sha256"));
     CUSTOS_RETURN_IF_ERROR(fw->finish());
     r.firmware = std::make_pair(version, image);
@@ -381,6 +391,7 @@ Result<FirmwareRelease> parse_release(const cose::Statement& st) {
   FirmwareRelease r;
   CUSTOS_ASSIGN_OR_RETURN(r.version, p.text("version", kVersionBytesMax));
   if (Status s = check_id(r.version); !s.ok()) return p.fail("version", s.message());
+  CUSTOS_RETURN_IF_ERROR(check_version(p, "version", r.version));
   CUSTOS_ASSIGN_OR_RETURN(r.image_sha256, p.digest("image_sha256"));
   CUSTOS_ASSIGN_OR_RETURN(r.sbom_sha256, p.digest("sbom_sha256"));
   CUSTOS_ASSIGN_OR_RETURN(r.models, p.text_list("models", kListItemsMax, kNameBytesMax));
@@ -414,6 +425,7 @@ Result<FirmwareState> parse_firmware_install(const cose::Statement& st) {
   CUSTOS_ASSIGN_OR_RETURN(PayloadReader p, PayloadReader::open(st.payload(), kWhatFirmwareInstall));
   FirmwareState fw;
   CUSTOS_ASSIGN_OR_RETURN(fw.version, p.text("version", kVersionBytesMax));
+  CUSTOS_RETURN_IF_ERROR(check_version(p, "version", fw.version));
   CUSTOS_ASSIGN_OR_RETURN(fw.image_sha256, p.digest("image_sha256"));
   CUSTOS_RETURN_IF_ERROR(p.finish());
   return fw;
@@ -476,6 +488,7 @@ Result<Advisory> parse_advisory(const cose::Statement& st) {
     CUSTOS_ASSIGN_OR_RETURN(adv.models, p.text_list("models", kListItemsMax, kNameBytesMax));
   }
   CUSTOS_ASSIGN_OR_RETURN(adv.versions, p.text_list("versions", kListItemsMax, kVersionBytesMax));
+  for (const auto& v : adv.versions) CUSTOS_RETURN_IF_ERROR(check_version(p, "versions", v));
   if (p.has("cves")) {
     CUSTOS_ASSIGN_OR_RETURN(adv.cves, p.text_list("cves", kListItemsMax, 32));
     for (const auto& c : adv.cves) {
@@ -485,6 +498,7 @@ Result<Advisory> parse_advisory(const cose::Statement& st) {
   CUSTOS_ASSIGN_OR_RETURN(adv.severity, p.one_of("severity", kSeverities));
   CUSTOS_ASSIGN_OR_RETURN(auto fixed, p.optional_text("fixed_in", kVersionBytesMax));
   adv.fixed_in = fixed.value_or("");
+  CUSTOS_RETURN_IF_ERROR(check_version(p, "fixed_in", adv.fixed_in));
   if (!adv.fixed_in.empty() && has(adv.versions, adv.fixed_in))
     return p.fail("fixed_in", "is one of the affected versions");
   CUSTOS_RETURN_IF_ERROR(p.optional_text("summary", kNoteBytesMax).status());

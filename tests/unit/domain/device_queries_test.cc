@@ -427,6 +427,41 @@ TEST_F(DeviceQueriesTest, ExposureListsAffectedDevicesPerHolder) {
   (void)p7;
 }
 
+// Device ids may hold '/', versions may not (they are key components), so
+// "i/acme/1.0/pump/a" is device "pump/a" on 1.0, never "a" on "1.0/pump".
+TEST_F(DeviceQueriesTest, VersionsWithSlashesAreRefusedSoKeysStayUnambiguous) {
+  release("1.0");
+  register_pump("pump/a", "AP-500", "1.0");
+  auto pump = register_pump("a", "AP-500", "1.0");
+  auto rel = d_.submit(maker_, kTypeFirmwareRelease,
+                       map({{"version", txt("1.0/pump")},
+                            {"image_sha256", digest(h("i"))},
+                            {"sbom_sha256", digest(h("s"))},
+                            {"models", texts({"AP-500"})}}));
+  ASSERT_FALSE(rel.ok());
+  EXPECT_EQ(rel.status().code(), ErrorCode::kMalformed);
+  EXPECT_NE(rel.status().message().find("field 'version': a firmware version must not contain"),
+            std::string::npos)
+      << rel.status().message();
+  auto ins = d_.submit(pump, kTypeFirmwareInstall,
+                       map({{"version", txt("1.0/pump")}, {"image_sha256", digest(h("i"))}}));
+  ASSERT_FALSE(ins.ok());
+  EXPECT_NE(ins.status().message().find("field 'version'"), std::string::npos);
+  auto adv = d_.submit(regulator_, kTypeAdvisory,
+                       map({{"id", txt("ADV-S")},
+                            {"maker", txt("acme")},
+                            {"versions", texts({"1.0", "1.0/pump"})},
+                            {"severity", txt("low")}}));
+  ASSERT_FALSE(adv.ok());
+  EXPECT_NE(adv.status().message().find("field 'versions'"), std::string::npos);
+  advise("ADV-OK", {"1.0"});
+  auto e = q().exposure("ADV-OK", "", 100);
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  ASSERT_EQ(e->groups.size(), 1u);
+  EXPECT_EQ(ids(e->groups[0].devices), (std::vector<std::string>{"a", "pump/a"}));
+  EXPECT_EQ(q().device("a")->device.firmware->version, "1.0");
+}
+
 TEST_F(DeviceQueriesTest, ListingsFilterAndPage) {
   release("1.0.0");
   release("2.0.0");
