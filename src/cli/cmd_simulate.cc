@@ -1,6 +1,7 @@
 // `custos simulate`: the hospital model played in real time against a
 // running consortium, broker and gateway (simulate.h).
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -63,6 +64,7 @@ struct Stats {
   std::deque<double> latency_ms;
   std::map<std::string, uint64_t> steps;  // order steps registered
   std::vector<std::string> completed_orders;
+  std::vector<std::string> programmed_orders;
 
   void latency(double ms) {
     latency_ms.push_back(ms);
@@ -113,7 +115,9 @@ void on_device_ack(custos_device*, const custos_ack* ack, void* user) {
 }
 
 // A plain MQTT 5 client with a device's certificate, for the faults that
-// send bytes no honest SDK would: a replay, a tampered message, a clone.
+// send bytes no honest SDK would: a replay, a tampered message, a clone. It
+// listens on its identity's ack and error topics and reports the gateway's
+// answer.
 class RawPublisher {
  public:
   ~RawPublisher() {
@@ -123,26 +127,86 @@ class RawPublisher {
       mosquitto_destroy(mosq_);
     }
   }
+  // `base` is the identity's topic prefix: iomt/v1/{site}/{unit}/{class}/{id}.
   Status open(const gateway::BrokerEndpoint& b, const std::string& ca, const std::string& cert,
-              const std::string& key, const std::string& client_id) {
-    mosq_ = mosquitto_new(client_id.c_str(), true, nullptr);
+              const std::string& key, const std::string& client_id, const std::string& base) {
+    base_ = base;
+    mosq_ = mosquitto_new(client_id.c_str(), true, this);
     if (!mosq_) return error(ErrorCode::kInternal, "mosquitto_new failed");
     mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     if (mosquitto_tls_set(mosq_, ca.c_str(), nullptr, cert.c_str(), key.c_str(), nullptr) !=
         MOSQ_ERR_SUCCESS)
       return error(ErrorCode::kInvalidArgument, "TLS files of " + client_id);
-    if (mosquitto_connect(mosq_, b.host.c_str(), b.port, 30) != MOSQ_ERR_SUCCESS)
+    mosquitto_connect_v5_callback_set(mosq_, &RawPublisher::on_connect);
+    mosquitto_subscribe_v5_callback_set(mosq_, &RawPublisher::on_subscribe);
+    mosquitto_message_v5_callback_set(mosq_, &RawPublisher::on_message);
+    if (mosquitto_connect_bind_v5(mosq_, b.host.c_str(), b.port, 30, nullptr, nullptr) !=
+        MOSQ_ERR_SUCCESS)
       return error(ErrorCode::kIo, "cannot reach the broker at " + b.host);
     mosquitto_loop_start(mosq_);
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(kAnswerWaitS), [&] { return subscribed_; }))
+      return error(ErrorCode::kUnavailable, "broker did not take the subscription");
     return Status();
   }
-  void publish(const std::string& topic, ByteView bytes) {
-    mosquitto_publish_v5(mosq_, nullptr, topic.c_str(), static_cast<int>(bytes.size()),
-                         bytes.data(), 1, false, nullptr);
+  // Publishes on base/kind with the ack topic as response topic, and waits
+  // for the gateway's answer: "ack <status>" or "error <reason>".
+  std::string publish(const std::string& kind, ByteView bytes) {
+    mosquitto_property* props = nullptr;
+    mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, (base_ + "/ack").c_str());
+    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, "fault", 5);
+    mosquitto_publish_v5(mosq_, nullptr, (base_ + "/" + kind).c_str(),
+                         static_cast<int>(bytes.size()), bytes.data(), 1, false, props);
+    mosquitto_property_free_all(&props);
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(kAnswerWaitS), [&] { return !answer_.empty(); }))
+      return "no answer";
+    return answer_;
   }
 
  private:
+  static constexpr int kAnswerWaitS = 5;
+
+  static void on_connect(struct mosquitto* m, void* self, int rc, int, const mosquitto_property*) {
+    if (rc != 0) return;
+    auto* p = static_cast<RawPublisher*>(self);
+    const std::string ack = p->base_ + "/ack", err = p->base_ + "/error";
+    char* topics[] = {const_cast<char*>(ack.c_str()), const_cast<char*>(err.c_str())};
+    mosquitto_subscribe_multiple(m, nullptr, 2, topics, 1, 0, nullptr);
+  }
+  static void on_subscribe(struct mosquitto*, void* self, int, int, const int*,
+                           const mosquitto_property*) {
+    auto* p = static_cast<RawPublisher*>(self);
+    std::lock_guard lock(p->mu_);
+    p->subscribed_ = true;
+    p->cv_.notify_all();
+  }
+  static void on_message(struct mosquitto*, void* self, const struct mosquitto_message* msg,
+                         const mosquitto_property*) {
+    auto* p = static_cast<RawPublisher*>(self);
+    json doc = json::parse(
+        std::string(static_cast<const char*>(msg->payload), static_cast<size_t>(msg->payloadlen)),
+        nullptr, false);
+    const std::string topic = msg->topic;
+    const bool is_error = topic.size() >= 6 && topic.substr(topic.size() - 6) == "/error";
+    std::lock_guard lock(p->mu_);
+    if (!doc.is_object()) {
+      p->answer_ = "unreadable answer";
+    } else if (is_error) {
+      p->answer_ = "refused: " + doc.value("reason", std::string("?")) + " (" +
+                   doc.value("detail", std::string()).substr(0, 80) + ")";
+    } else {
+      p->answer_ = "answered " + doc.value("status", std::string("?"));
+    }
+    p->cv_.notify_all();
+  }
+
   struct mosquitto* mosq_ = nullptr;
+  std::string base_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool subscribed_ = false;
+  std::string answer_;
 };
 
 // Clinicians' statements, signed and sent to a node by a thread of their
@@ -214,6 +278,7 @@ class Desk {
       }
       ++stats_.clinician_ok;
       ++stats_.steps[a.step];
+      if (a.step == "programming") stats_.programmed_orders.push_back(a.order);
       return to_hex(crypto::sha256(*st));
     }
     std::lock_guard lock(stats_.mu);
@@ -328,12 +393,6 @@ class Simulation {
     }
   }
 
-  std::string topic(size_t device, const char* kind) const {
-    const auto& info = h_.devices()[device];
-    return "iomt/v1/" + h_.config().site + "/" + info.care_area + "/" + info.class_name + "/" +
-           info.id + "/" + kind;
-  }
-
   void publish(DeviceSlot& s, const Action& a) {
     const cbor::Value* ev = a.payload.find("event");
     const std::string event = ev && ev->is(cbor::Type::kText) ? ev->as_text() : "";
@@ -376,7 +435,8 @@ class Simulation {
     }
   }
 
-  // The exact bytes of one of the device's registered statements, again.
+  // The exact bytes of one of the device's registered statements, again:
+  // the ledger must not hold it twice.
   void replay(const Action& a) {
     const auto& info = h_.devices()[a.device];
     NodeClient client(o_.nodes.front());
@@ -384,12 +444,11 @@ class Simulation {
     json j = page.ok() ? json::parse(page->body, nullptr, false) : json();
     if (!j.is_object() || !j.contains("entries") || j["entries"].empty())
       return note("replay", "nothing to replay yet");
-    auto st =
-        client.get("/v1/entries/" + j["entries"][0].value("id", std::string()), "application/cose");
+    const std::string id = j["entries"][0].value("id", std::string());
+    auto st = client.get("/v1/entries/" + id, "application/cose");
     if (!st.ok() || !st->ok()) return note("replay", "entry unreadable");
-    send_raw(a.device, info.id, topic(a.device, "event"), as_view(st->body));
-    note("replay",
-         "sent " + j["entries"][0].value("id", std::string()).substr(0, 16) + "... again");
+    note("replay", info.id + "'s entry " + id.substr(0, 12) + "... sent again, " +
+                       send_raw(a.device, device_base(a.device), "event", as_view(st->body)));
   }
 
   // A statement signed by the device's key with one payload byte flipped.
@@ -398,8 +457,8 @@ class Simulation {
     if (!key.ok()) return note("tamper", key.status().message());
     Bytes st = sign_as_device(*key, a, wall_ms() / 1000);
     st[st.size() - 70] ^= 0x01;  // inside the payload, before the 64-byte signature
-    send_raw(a.device, h_.devices()[a.device].id, topic(a.device, "status"), st);
-    note("tamper", "flipped one byte of a signed status");
+    note("tamper", "one byte of " + h_.devices()[a.device].id + "'s status flipped, " +
+                       send_raw(a.device, device_base(a.device), "status", st));
   }
 
   // A second client holding the pump's key publishes from its own identity.
@@ -407,19 +466,19 @@ class Simulation {
     auto key = load_private_key(w_.devices[a.device].key);
     if (!key.ok()) return note("cloned-key", key.status().message());
     Bytes st = sign_as_device(*key, a, wall_ms() / 1000);
+    const auto& info = h_.devices()[a.device];
+    const std::string base = "iomt/v1/" + h_.config().site + "/" + info.care_area + "/" +
+                             info.class_name + "/sim-clone-1";
     RawPublisher p;
     Status s = p.open(broker_, o_.broker_dir + "/ca.crt", w_.clone_tls_cert, w_.clone_tls_key,
-                      "sim-clone-1");
+                      "sim-clone-1", base);
     if (!s.ok()) return note("cloned-key", s.message());
-    const auto& info = h_.devices()[a.device];
-    p.publish("iomt/v1/" + h_.config().site + "/" + info.care_area + "/" + info.class_name +
-                  "/sim-clone-1/status",
-              st);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    note("cloned-key", "sim-clone-1 published with " + info.id + "'s key");
+    note("cloned-key",
+         "sim-clone-1 signing with " + info.id + "'s key, " + p.publish("status", st));
   }
 
-  // Far above the SDK's numbers so it never collides with them.
+  // Numbers far above the SDK's: refused statements never advance a key's
+  // sequence, so the device's own numbering is untouched.
   Bytes sign_as_device(const crypto::PrivateKey& key, const Action& a, uint64_t iat_s) {
     cose::StatementHeader h;
     h.content_type = a.content_type;
@@ -430,13 +489,19 @@ class Simulation {
     return cose::sign_statement(key, h, cbor::encode(a.payload));
   }
 
-  void send_raw(size_t device, const std::string& client_id, const std::string& t, ByteView bytes) {
+  std::string device_base(size_t device) const {
+    const auto& info = h_.devices()[device];
+    return "iomt/v1/" + h_.config().site + "/" + info.care_area + "/" + info.class_name + "/" +
+           info.id;
+  }
+
+  std::string send_raw(size_t device, const std::string& base, const std::string& kind,
+                       ByteView bytes) {
     RawPublisher p;
     Status s = p.open(broker_, o_.broker_dir + "/ca.crt", w_.devices[device].tls_cert,
-                      w_.devices[device].tls_key, client_id + "-raw");
-    if (!s.ok()) return note("raw", s.message());
-    p.publish(t, bytes);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                      w_.devices[device].tls_key, h_.devices()[device].id + "-raw", base);
+    if (!s.ok()) return s.message();
+    return p.publish(kind, bytes);
   }
 
   void note(const std::string& fault, const std::string& what) {
@@ -556,9 +621,12 @@ class Simulation {
   size_t completed() const { return stats_.completed_orders.size(); }
 
  public:
-  std::vector<std::string> completed_orders() {
+  // An infusion worth a report: the newest completed, else the newest programmed.
+  std::optional<std::string> order_to_report() {
     std::lock_guard lock(stats_.mu);
-    return stats_.completed_orders;
+    if (!stats_.completed_orders.empty()) return stats_.completed_orders.back();
+    if (!stats_.programmed_orders.empty()) return stats_.programmed_orders.back();
+    return std::nullopt;
   }
 
  private:
@@ -588,6 +656,12 @@ Result<hospital::Config> hospital_config(const SimulateOptions& o) {
   c.beds_per_ward = o.beds;
   c.status_interval_ms = o.status_interval_ms;
   c.seed = o.seed;
+  // Order ids carry the start time (base 36) so a second run on the same
+  // ledger never reuses one.
+  std::string run;
+  for (uint64_t t = wall_ms() / 1000; t > 0; t /= 36)
+    run.insert(run.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[t % 36]);
+  c.run = run;
   c.fault_at_ms = o.fault_at_s * 1000;
   std::string unknown;
   auto faults = hospital::faults_from_names(o.faults, &unknown);
@@ -616,17 +690,16 @@ Status simulate(const SimulateOptions& o) {
   mosquitto_lib_cleanup();
   if (!s.ok()) return s;
   if (!o.json) {
-    auto orders = sim.completed_orders();
+    auto order = sim.order_to_report();
     std::printf("\nWhere to look next:\n");
     std::printf(
         "  curl -s %s/v1/entries?flag=firmware-under-advisory   # events from pumps under %s\n",
         o.nodes.front().c_str(), world.advisory_id.c_str());
     std::printf("  custos advisory exposure --node %s %s                  # which devices, where\n",
                 o.nodes.front().c_str(), world.advisory_id.c_str());
-    if (!orders.empty())
-      std::printf(
-          "  custos report --node %s %s                            # an infusion, step by step\n",
-          o.nodes.front().c_str(), orders.back().c_str());
+    if (order)
+      std::printf("  custos report --node %s %s   # an infusion, step by step, with receipts\n",
+                  o.nodes.front().c_str(), order->c_str());
   }
   return Status();
 }

@@ -207,7 +207,7 @@ void Hospital::schedule_bed(Bed& bed, uint64_t now_ms, std::vector<Action>& out)
   switch (bed.phase) {
     case Phase::kIdle: {
       const Drug& d = kDrugs[rng_() % std::size(kDrugs)];
-      bed.order = "ord-" + std::to_string(config_.seed) + "-" + std::to_string(++order_counter_);
+      bed.order = config_.hospital + "-" + config_.run + "-" + std::to_string(++order_counter_);
       bed.drug = d.name;
       bed.dose_unit = d.dose_unit;
       bed.dose = d.dose;

@@ -56,6 +56,9 @@ struct Config {
   uint64_t fault_at_ms = 20000;  // when injected faults happen, after the start
   uint64_t ward_outage_ms = 15000;
   uint64_t seed = 1;
+  // Distinguishes this run's order ids from earlier runs' on the same
+  // ledger (an order id is unique across the consortium).
+  std::string run = "run1";
   std::string drug_library = "DL-2026-11";
   std::string firmware = "3.2.0";  // what the pumps run (see the advisory in setup)
   std::string rogue_firmware = "3.2.0-patched";
