@@ -525,19 +525,25 @@ class Simulation {
     }
   }
 
-  json node_info() {
-    for (const auto& url : o_.nodes) {
-      NodeClient client(url);
+  // The newest view among the nodes that answer, and which answer.
+  json node_info(std::vector<bool>& up) {
+    json best = json::object();
+    up.assign(o_.nodes.size(), false);
+    for (size_t i = 0; i < o_.nodes.size(); ++i) {
+      NodeClient client(o_.nodes[i]);
       auto r = client.get("/v1/node");
       if (!r.ok() || !r->ok()) continue;
       json j = json::parse(r->body, nullptr, false);
-      if (j.is_object()) return j;
+      if (!j.is_object()) continue;
+      up[i] = true;
+      if (j.value("height", uint64_t{0}) >= best.value("height", uint64_t{0})) best = j;
     }
-    return json::object();
+    return best;
   }
 
   void summary(double elapsed_s, bool final) {
-    const json node = node_info();
+    std::vector<bool> up;
+    const json node = node_info(up);
     size_t online = 0, pending = 0;
     for (auto& s : slots_) {
       online += s->online && custos_device_connected(s->dev) ? 1 : 0;
@@ -554,6 +560,7 @@ class Simulation {
               {"queued_on_devices", pending},
               {"clinician_statements", stats_.clinician_ok},
               {"orders", stats_.steps},
+              {"nodes_up", up},
               {"blocks", node.value("height", uint64_t{0})},
               {"log_size", node.value("log_size", uint64_t{0})},
               {"time_to_receipt_p50_ms", stats_.percentile(0.5)},
@@ -593,10 +600,18 @@ class Simulation {
                   j["time_to_receipt_p50_ms"].get<double>(),
                   j["time_to_receipt_p99_ms"].get<double>());
     line(buf);
-    std::snprintf(buf, sizeof buf, "  ledger           %llu blocks, %llu entries",
+    std::string nodes;
+    size_t n_up = 0;
+    for (size_t i = 0; i < j["nodes_up"].size(); ++i) {
+      const bool is_up = j["nodes_up"][i].get<bool>();
+      n_up += is_up ? 1 : 0;
+      nodes += "  " + std::to_string(i) + (is_up ? " up" : " DOWN");
+    }
+    std::snprintf(buf, sizeof buf,
+                  "  ledger           %llu blocks, %llu entries;  nodes %zu of %zu:",
                   (unsigned long long)j["blocks"].get<uint64_t>(),
-                  (unsigned long long)j["log_size"].get<uint64_t>());
-    line(buf);
+                  (unsigned long long)j["log_size"].get<uint64_t>(), n_up, j["nodes_up"].size());
+    line(buf + nodes);
     std::string orders;
     for (const char* step : {"order", "verification", "programming"})
       orders +=
