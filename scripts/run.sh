@@ -12,6 +12,10 @@
 # everything cleanly; the data stays for inspection.
 #   CUSTOS_TOUR=0 skips the tour; CUSTOS_SIM_BEDS, CUSTOS_SIM_WARDS size the hospital.
 set -euo pipefail
+# Job control: every background service gets a process group of its own, so
+# Ctrl-C reaches only the foreground (the tour or the simulator); the EXIT
+# trap then stops the services in order, after the simulator has finished.
+set -m
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/deps.sh
@@ -112,6 +116,7 @@ sleep 3
 ) &
 PIDS+=($!)
 set +e
+trap 'true' INT TERM  # Ctrl-C ends the simulator, then this script goes on to stop the rest
 "$B" simulate "${NODES[@]}" --admin-key "$DATA/admin/admin.key" --broker-dir "$DATA/broker" \
   --dir "$DATA/hospital" --beds "${CUSTOS_SIM_BEDS:-4}" --wards "${CUSTOS_SIM_WARDS:-icu,med-surg,oncology}" \
   --faults all --fault-at-s 30
