@@ -45,6 +45,10 @@ if [ $SMOKE = 1 ]; then
     --batch 16 --receipts 20 --data-dir "$DATA"
   "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --count 500 --concurrency 8 \
     --batch 1 --alg es256 --receipts 20
+  # The domain rules' cost: device events of installed pumps against generic
+  # statements of the same shape.
+  "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --workload compare --count 1000 \
+    --concurrency 4 --batch 16 --receipts 10
   stop_node
   "$B" audit --data-dir "$DATA"
 else
@@ -54,6 +58,8 @@ else
   done
   "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --count 20000 \
     --concurrency 64 --batch 1 --alg ed25519 --json
+  "$B" bench --node $N --admin-key "$DATA/keys/admin.key" --workload compare --count "$COUNT" \
+    --concurrency 8 --batch 256 --json
   size=$(curl -s $N/v1/node | python3 -c 'import json,sys;print(json.load(sys.stdin)["log_size"])')
   stop_node
   bytes=$(du -sb "$DATA/db" | cut -f1)
@@ -90,7 +96,9 @@ cluster_bench() {  # nodes count concurrency batch [extra bench args...]
 }
 if [ $SMOKE = 1 ]; then
   cluster_bench 4 1000 8 16 --receipts 20
+  bash scripts/bench-gateway.sh --smoke
 else
   cluster_bench 4 "$COUNT" 16 256 --json
   cluster_bench 7 "$((COUNT / 2))" 16 256 --json
+  bash scripts/bench-gateway.sh
 fi

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "core/quorum.h"
 #include "cose/receipt.h"
 #include "crypto/hash.h"
+#include "domain/model.h"
 #include "ledger/genesis.h"
 #include "ledger/policy.h"
 
@@ -45,7 +47,18 @@ struct BenchOptions {
   size_t receipts = 200;
   std::string data_dir;
   bool json = false;
+  // "statements": generic application/cbor statements of issuer keys (the
+  // ledger core); "device-events": each client is a registered, installed
+  // infusion pump signing device events (the health domain's rules run on
+  // every one); "compare": both, one after the other, and the cost of the
+  // domain rules as the difference in throughput.
+  std::string workload = "statements";
+  bool report = true;  // print this run's figures (compare --json prints only its own)
 };
+
+constexpr std::string_view kWorkloadStatements = "statements";
+constexpr std::string_view kWorkloadDevices = "device-events";
+constexpr std::string_view kWorkloadCompare = "compare";
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -63,6 +76,17 @@ Bytes event_payload(size_t worker, size_t i, size_t pad_bytes) {
   m.emplace_back(cbor::text("n"), cbor::Value::uint(i));
   m.emplace_back(cbor::text("rate_ml_h"), cbor::Value::float64(12.5));
   m.emplace_back(cbor::text("pad"), cbor::Value::bytes(std::move(pad)));
+  return cbor::encode(cbor::Value::map(std::move(m)));
+}
+
+// A device event as an infusion pump signs it (the device-events workload).
+// The statements workload with --payload-bytes 0 carries the same fields, so
+// the two differ only in the rules that run on them.
+Bytes device_event_payload(size_t worker, size_t i) {
+  cbor::Map m;
+  m.emplace_back(cbor::text("event"), cbor::text("rate-change"));
+  m.emplace_back(cbor::text("order"), cbor::text("bench-order-" + std::to_string(worker)));
+  m.emplace_back(cbor::text("rate_ml_h"), cbor::Value::float64(10 + static_cast<double>(i % 40)));
   return cbor::encode(cbor::Value::map(std::move(m)));
 }
 
@@ -208,7 +232,163 @@ Status wait_for_log_size(const std::vector<std::string>& nodes, double log_size)
   return Status();
 }
 
+// Signs one statement for the device setup with `key` at `seq`.
+Bytes setup_statement(const crypto::PrivateKey& key, const std::string& issuer, uint64_t seq,
+                      std::string_view type, const cbor::Value& payload) {
+  cose::StatementHeader h;
+  h.content_type = std::string(type);
+  h.issuer = issuer;
+  h.subject = "bench-setup";
+  h.issued_at_s = static_cast<uint64_t>(std::time(nullptr));
+  h.sequence = seq;
+  return cose::sign_statement(key, h, cbor::encode(payload));
+}
+
+// Submits one batch of setup statements and waits until every node holds
+// them. Refusals as `conflict` are fine (organisations, releases and
+// libraries left by an earlier run); any other refusal is an error.
+Status setup_batch(const std::vector<std::string>& nodes, std::vector<Bytes> statements) {
+  NodeClient client(nodes.front());
+  cbor::Array items;
+  for (auto& st : statements) items.push_back(cbor::Value::bytes(std::move(st)));
+  Bytes body = cbor::encode(cbor::Value::array(std::move(items)));
+  CUSTOS_ASSIGN_OR_RETURN(
+      HttpReply reply,
+      client.post("/v1/entries/batch", std::string(body.begin(), body.end()), "application/cbor"));
+  if (!reply.ok()) return reply_error(reply);
+  json answer = json::parse(reply.body, nullptr, false);
+  if (!answer.is_object() || !answer.contains("results"))
+    return error(ErrorCode::kMalformed, "unreadable batch answer");
+  for (const auto& r : answer["results"]) {
+    if (r.value("status", "") != "refused") continue;
+    const std::string type = r["problem"].value("type", "");
+    if (type.find("conflict") == std::string::npos)
+      return error(ErrorCode::kPolicy, "device setup refused: " + r["problem"].dump());
+  }
+  return wait_for_log_size(nodes, metric(client, "custos_log_size"));
+}
+
+cbor::Value map_of(std::initializer_list<std::pair<const char*, cbor::Value>> fields) {
+  cbor::Map m;
+  for (const auto& [k, v] : fields) m.emplace_back(cbor::text(k), v);
+  return cbor::Value::map(std::move(m));
+}
+
+// Makes each bench key an infusion pump of a hospital: a maker and a
+// hospital (with an engineer each), a firmware release and a drug library,
+// then per pump its registration by the maker (with its firmware), custody to
+// the hospital and installation. Four batches, each executed everywhere
+// before the next.
+Status register_bench_devices(const std::vector<std::string>& nodes, const std::string& admin_path,
+                              const std::vector<crypto::PrivateKey>& keys) {
+  NodeClient client(nodes.front());
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey admin, load_private_key(admin_path));
+  CUSTOS_ASSIGN_OR_RETURN(KeyInfo info, fetch_key_info(client, admin.public_key().kid()));
+  const auto text = [](std::string_view s) { return cbor::text(s); };
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey maker,
+                          crypto::PrivateKey::generate(crypto::Algorithm::kEd25519));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::PrivateKey biomed,
+                          crypto::PrivateKey::generate(crypto::Algorithm::kEd25519));
+  uint64_t admin_seq = info.last_sequence, maker_seq = 0, biomed_seq = 0;
+  std::vector<Bytes> phase;
+  for (const auto& [id, kind] :
+       {std::pair{"bench-maker", "maker"}, std::pair{"bench-hospital", "hospital"}}) {
+    phase.push_back(
+        setup_statement(admin, info.name, ++admin_seq, domain::kTypeOrgRegister,
+                        map_of({{"id", text(id)}, {"name", text(id)}, {"kind", text(kind)}})));
+  }
+  const std::string run = std::to_string(std::time(nullptr));
+  for (const auto& [key, org] :
+       {std::pair{&maker, "bench-maker"}, std::pair{&biomed, "bench-hospital"}}) {
+    ledger::KeyRegistration reg{key->public_key().spki_der(), ledger::kRoleBiomed,
+                                std::string(org) + "-eng-" + run, org};
+    phase.push_back(setup_statement(admin, info.name, ++admin_seq, ledger::kTypeKeyRegister,
+                                    ledger::key_registration_payload(reg)));
+  }
+  CUSTOS_RETURN_IF_ERROR(setup_batch(nodes, std::move(phase)));
+  const Hash256 image = crypto::sha256(as_view(std::string_view("bench firmware 1.0")));
+  phase.clear();
+  phase.push_back(setup_statement(maker, "maker", ++maker_seq, domain::kTypeFirmwareRelease,
+                                  map_of({{"version", text("1.0")},
+                                          {"image_sha256", cbor::Value::bytes(ByteView(image))},
+                                          {"sbom_sha256", cbor::Value::bytes(ByteView(image))},
+                                          {"models", cbor::Value::array({text("AP-500")})}})));
+  phase.push_back(setup_statement(
+      biomed, "biomed", ++biomed_seq, domain::kTypeDrugLibrary,
+      map_of({{"version", text("DL-bench")}, {"sha256", cbor::Value::bytes(ByteView(image))}})));
+  const auto device_id = [&](size_t i) { return "bench-" + run + "-" + std::to_string(i); };
+  for (size_t i = 0; i < keys.size(); ++i) {
+    phase.push_back(setup_statement(
+        maker, "maker", ++maker_seq, domain::kTypeDeviceRegister,
+        map_of({{"device", text(device_id(i))},
+                {"class", text("infusion-pump")},
+                {"model", text("AP-500")},
+                {"udi", map_of({{"di", text("00614141999996")},
+                                {"serial", text("B" + run + "-" + std::to_string(i))}})},
+                {"key", cbor::Value::bytes(ByteView(keys[i].public_key().spki_der()))},
+                {"firmware", map_of({{"version", text("1.0")},
+                                     {"image_sha256", cbor::Value::bytes(ByteView(image))}})}})));
+  }
+  CUSTOS_RETURN_IF_ERROR(setup_batch(nodes, std::move(phase)));
+  phase.clear();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    phase.push_back(
+        setup_statement(maker, "maker", ++maker_seq, domain::kTypeDeviceCustody,
+                        map_of({{"device", text(device_id(i))}, {"to", text("bench-hospital")}})));
+  }
+  CUSTOS_RETURN_IF_ERROR(setup_batch(nodes, std::move(phase)));
+  phase.clear();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    phase.push_back(setup_statement(biomed, "biomed", ++biomed_seq, domain::kTypeDeviceInstall,
+                                    map_of({{"device", text(device_id(i))},
+                                            {"care_area", text("icu")},
+                                            {"location", text("bed " + std::to_string(i))}})));
+  }
+  return setup_batch(nodes, std::move(phase));
+}
+
+Result<json> run_bench(const BenchOptions& o);
+
+// Both workloads back to back, the same size and shape, and what the domain
+// rules cost: 1 - (device events/s) / (generic statements/s).
+Status bench_compare(const BenchOptions& o) {
+  BenchOptions bare = o, devices = o;
+  bare.report = devices.report = !o.json;
+  bare.workload = kWorkloadStatements;
+  bare.payload_bytes = 0;
+  devices.workload = kWorkloadDevices;
+  CUSTOS_ASSIGN_OR_RETURN(json a, run_bench(bare));
+  CUSTOS_ASSIGN_OR_RETURN(json b, run_bench(devices));
+  const double bare_rate = a["registered_per_s"].get<double>();
+  const double device_rate = b["registered_per_s"].get<double>();
+  const double cost = bare_rate > 0 ? 1 - device_rate / bare_rate : 0;
+  const double bare_cpu = a["nodes_cpu_us_per_statement"].get<double>();
+  const double device_cpu = b["nodes_cpu_us_per_statement"].get<double>();
+  json out = {{"statements", a},
+              {"device_events", b},
+              {"domain_cost_throughput", cost},
+              {"domain_cost_cpu", bare_cpu > 0 ? device_cpu / bare_cpu - 1 : 0}};
+  if (o.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf(
+        "\ndomain rules: %.0f device events/s against %.0f generic statements/s of the same shape "
+        "-> %.1f%% slower; node CPU per statement %.1f us against %.1f us (%+.1f%%)\n",
+        device_rate, bare_rate, cost * 100, device_cpu, bare_cpu,
+        out["domain_cost_cpu"].get<double>() * 100);
+  }
+  return Status();
+}
+
 Status bench(const BenchOptions& o) {
+  if (o.workload == kWorkloadCompare) return bench_compare(o);
+  return run_bench(o).status();
+}
+
+Result<json> run_bench(const BenchOptions& o) {
+  if (o.workload != kWorkloadStatements && o.workload != kWorkloadDevices)
+    return error(ErrorCode::kInvalidArgument, "--workload: statements, device-events or compare");
+  const bool devices = o.workload == kWorkloadDevices;
   CUSTOS_ASSIGN_OR_RETURN(crypto::Algorithm alg, crypto::algorithm_from_name(o.alg));
   if (o.nodes.empty()) return error(ErrorCode::kInvalidArgument, "--node: at least one URL");
   if (o.concurrency == 0 || o.batch == 0 || o.batch > limits::kBatchStatementsMax || o.count == 0) {
@@ -224,8 +404,13 @@ Status bench(const BenchOptions& o) {
   std::vector<crypto::PrivateKey> keys;
   for (size_t i = 0; i < o.concurrency; ++i)
     keys.push_back(crypto::PrivateKey::generate(alg).value());
-  CUSTOS_RETURN_IF_ERROR(register_bench_keys(probe, o.admin_key, keys));
-  CUSTOS_RETURN_IF_ERROR(wait_for_log_size(o.nodes, metric(probe, "custos_log_size")));
+  if (devices) {
+    std::fprintf(stderr, "registering %zu infusion pumps...\n", keys.size());
+    CUSTOS_RETURN_IF_ERROR(register_bench_devices(o.nodes, o.admin_key, keys));
+  } else {
+    CUSTOS_RETURN_IF_ERROR(register_bench_keys(probe, o.admin_key, keys));
+    CUSTOS_RETURN_IF_ERROR(wait_for_log_size(o.nodes, metric(probe, "custos_log_size")));
+  }
 
   // Everything is signed before the clock starts, so the load generator's own
   // signing does not compete with the node for the cores while measuring.
@@ -239,14 +424,17 @@ Status bench(const BenchOptions& o) {
     for (size_t w = 0; w < o.concurrency; ++w) {
       signers.emplace_back([&, w] {
         cose::StatementHeader h;
-        h.content_type = "application/cbor";
+        h.content_type = devices ? std::string(domain::kTypeDeviceEvent) : "application/cbor";
         h.issuer = "bench-" + std::to_string(w);
         h.subject = "pump-" + std::to_string(w);
-        h.issued_at_s = 1;
+        // Device events are checked against the block time (clock-skew).
+        h.issued_at_s = devices ? static_cast<uint64_t>(std::time(nullptr)) : 1;
         size_t bytes = 0;
         for (size_t i = 0; i < per_worker && w * per_worker + i < o.count; ++i) {
           h.sequence = i + 1;
-          work[w].push_back(cose::sign_statement(keys[w], h, event_payload(w, i, o.payload_bytes)));
+          work[w].push_back(cose::sign_statement(
+              keys[w], h,
+              devices ? device_event_payload(w, i) : event_payload(w, i, o.payload_bytes)));
           bytes += work[w].back().size();
         }
         std::lock_guard lock(mu);
@@ -386,6 +574,7 @@ Status bench(const BenchOptions& o) {
   const uint64_t disk_after = o.data_dir.empty() ? 0 : dir_bytes(o.data_dir);
 
   json j = {
+      {"workload", o.workload},
       {"algorithm", crypto::algorithm_name(alg)},
       {"statements", o.count},
       {"registered", registered},
@@ -422,7 +611,8 @@ Status bench(const BenchOptions& o) {
     j["receipt_fetch_ms_avg"] = receipt_fetch_s * 1000 / static_cast<double>(receipts_done);
     j["receipt_verify_ms_avg"] = receipt_verify_s * 1000 / static_cast<double>(receipts_done);
   }
-  if (o.json) {
+  if (!o.report) {
+  } else if (o.json) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("registered %.0f statements in %.2f s: %.0f/s\n", registered, elapsed, rate);
@@ -456,7 +646,7 @@ Status bench(const BenchOptions& o) {
   }
   if (failed)
     return error(ErrorCode::kUnavailable, std::to_string(failed.load()) + " statements failed");
-  return Status();
+  return j;
 }
 
 }  // namespace
@@ -483,6 +673,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--receipts", o->receipts, "Receipts to fetch and verify afterwards")
       ->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "The node's data directory, to measure bytes on disk");
+  cmd->add_option("--workload", o->workload,
+                  "statements (generic, the ledger core), device-events (installed pumps, the "
+                  "domain rules on every one) or compare (both, and the domain rules' cost)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {
     if (Status s = bench(*o); !s.ok()) exit_status() = fail(s);

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The device pipeline end to end (docs/performance.md, "Devices over MQTT"):
+# simulated pumps (the C SDK's custos-fleet: each device its own key, TLS
+# certificate and MQTT connection) -> Mosquitto -> custos gateway -> a
+# 4-node consortium, acknowledged once quorum-signed. Reported beside the
+# signature work the pipeline must do per event on this machine, measured in
+# the same run: one ES256 signature (the device) and 1 + n ES256
+# verifications (the gateway and every node).
+#
+#   scripts/bench-gateway.sh [--smoke] [DEVICES] [EVENTS_PER_DEVICE]
+#
+# Prints one JSON object: the peak run, a run at half of that peak, and the
+# limit. Never a timed test: CI runs --smoke (a few devices) for the wiring.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && { SMOKE=1; shift; }
+DEVICES=${1:-200}
+EVENTS=${2:-50}
+[ $SMOKE = 1 ] && { DEVICES=4; EVENTS=5; }
+NODES=4
+B=$ROOT/build/custos
+FLEET_BIN=$ROOT/build/sdk/c/custos-fleet
+MICRO=$ROOT/build/custos_microbench
+for bin in "$B" "$FLEET_BIN" "$MICRO"; do
+  [ -x "$bin" ] || { echo "build first: $bin is missing (bash scripts/build.sh)" >&2; exit 2; }
+done
+DIR=$(mktemp -d)
+API=$((20000 + RANDOM % 10000))
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# Per-core rates of ES256 signing and verification, all cores busy at once
+# (the vCPUs of a VM may share physical cores): the sum over cores.
+rate_all_cores() {  # benchmark filter
+  local cores out total=0
+  cores=$(nproc)
+  for _ in $(seq 1 "$cores"); do
+    "$MICRO" --benchmark_filter="$1" --benchmark_min_time=1 --benchmark_format=json 2>/dev/null \
+      >"$DIR/rate.$RANDOM.json" &
+  done
+  wait
+  for f in "$DIR"/rate.*.json; do
+    out=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["benchmarks"][0]["items_per_second"])' "$f")
+    total=$(python3 -c "print($total + $out)")
+    rm -f "$f"
+  done
+  echo "$total"
+}
+limit() {  # events/s the signature work allows: 1 sign + (1 + n) verifies per event
+  local sign verify
+  sign=$(rate_all_cores 'BM_Sign/ES256')
+  verify=$(rate_all_cores 'BM_Verify/ES256')
+  python3 -c "import json; s=$sign; v=$verify; n=$NODES; print(json.dumps({'sign_per_s': s, 'verify_per_s': v, 'events_per_s': 1/(1/s + (1+n)/v)}))"
+}
+
+"$B" local-cluster --dir "$DIR/c" --nodes $NODES --api-base-port $API --peer-base-port $((API + 100)) \
+  --log-level warn &
+PIDS+=($!)
+URLS=()
+for i in $(seq 0 $((NODES - 1))); do
+  URLS+=(--node "http://127.0.0.1:$((API + i))")
+  for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$((API + i))/healthz" >/dev/null && break; sleep 0.1; done
+done
+MQTT=$((API + 300))
+"$B" broker init --dir "$DIR/broker" --port $MQTT >/dev/null
+"$B" broker run --dir "$DIR/broker" >"$DIR/broker.log" 2>&1 &
+PIDS+=($!)
+"$B" gateway --broker-dir "$DIR/broker" "${URLS[@]}" --spool-dir "$DIR/spool" \
+  --metrics-listen "127.0.0.1:$((API + 301))" --log-level warn >"$DIR/gateway.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((API + 301))/metrics" >/dev/null && break; sleep 0.1; done
+echo "provisioning $DEVICES devices..." >&2
+bash scripts/gateway-fleet.sh --node "http://127.0.0.1:$API" --admin-key "$DIR/c/admin/admin.key" \
+  --broker-dir "$DIR/broker" --out "$DIR/fleet" --devices "$DEVICES" >&2
+
+fleet() {  # per-device rate (0: as fast as possible)
+  "$FLEET_BIN" --dir "$DIR/fleet" --ca "$DIR/broker/ca.crt" --port $MQTT --devices "$DEVICES" \
+    --events "$EVENTS" --rate "$1" --timeout-s 300
+}
+echo "measuring the signature limit..." >&2
+BEFORE=$(limit)
+echo "peak: $DEVICES devices x $EVENTS events, as fast as they go..." >&2
+PEAK=$(fleet 0)
+HALF_RATE=$(python3 -c "import json; p=json.loads('$PEAK'); print(max(p['events_per_s'] / 2 / $DEVICES, 0.01))")
+echo "half of the peak: $HALF_RATE events/s per device..." >&2
+HALF=$(fleet "$HALF_RATE")
+AFTER=$(limit)
+python3 - "$BEFORE" "$AFTER" "$PEAK" "$HALF" <<'PY'
+import json, sys
+before, after, peak, half = (json.loads(a) for a in sys.argv[1:5])
+lim = max(before, after, key=lambda l: l["events_per_s"])
+print(json.dumps({
+    "limit": lim,
+    "peak": peak,
+    "half_load": half,
+    "ratio_to_signature_limit": peak["events_per_s"] / lim["events_per_s"],
+}, indent=2))
+PY
