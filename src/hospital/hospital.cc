@@ -328,7 +328,7 @@ void Hospital::infusion_events(Bed& bed, uint64_t now_ms, std::vector<Action>& o
   if (bed.end_ms == 0) {  // just programmed
     const uint64_t at = bed.next_ms;
     const double rate = bed.soft_limit ? bed.rate_ml_h * kSoftLimitFactor : bed.rate_ml_h;
-    const uint32_t fault = bed.soft_limit_fault ? kFaultSoftLimitOverride : 0;
+    const uint32_t fault = bed.soft_limit_fault ? uint32_t{kFaultSoftLimitOverride} : 0u;
     emit(at,
          FieldList()
              .add("event", text("programming"))

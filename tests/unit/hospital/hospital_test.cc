@@ -166,7 +166,7 @@ TEST(HospitalTest, FaultActionsAreMarked) {
           const cbor::Value* dev = a.payload.find("device");
           ASSERT_NE(dev, nullptr);
           const bool soft = dev->as_text() == h.devices()[soft_pump].id;
-          EXPECT_EQ(a.fault, soft ? kFaultSoftLimitOverride : 0u) << a.order;
+          EXPECT_EQ(a.fault, soft ? uint32_t{kFaultSoftLimitOverride} : 0u) << a.order;
           if (soft) {
             ++soft_programmings;
             soft_orders.insert(a.order);
@@ -185,7 +185,7 @@ TEST(HospitalTest, FaultActionsAreMarked) {
           EXPECT_TRUE(soft_orders.count(a.subject.substr(6))) << a.subject;
           ++overrides;
         } else if (event_of(a) == "programming" || event_of(a) == "soft-limit-alert") {
-          EXPECT_EQ(a.fault, a.device == soft_pump ? kFaultSoftLimitOverride : 0u);
+          EXPECT_EQ(a.fault, a.device == soft_pump ? uint32_t{kFaultSoftLimitOverride} : 0u);
         } else {
           EXPECT_EQ(a.fault, 0u) << event_of(a);
         }
