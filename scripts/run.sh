@@ -13,8 +13,10 @@
 #   CUSTOS_TOUR=0 skips the tour; CUSTOS_SIM_BEDS, CUSTOS_SIM_WARDS size the hospital.
 set -euo pipefail
 # Job control: every background service gets a process group of its own, so
-# Ctrl-C reaches only the foreground (the tour or the simulator); the EXIT
-# trap then stops the services in order, after the simulator has finished.
+# Ctrl-C reaches only this script (and a tour command in the foreground); the
+# simulator runs as a job too and hears Ctrl-C from this script, so it can
+# print its final summary; the EXIT trap then stops the services, each whole
+# process group (a restarted node-3 included), after the simulator finished.
 set -m
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,9 +36,8 @@ for i in 0 1 2 3; do NODES+=(--node "http://127.0.0.1:$((API_BASE + i))"); done
 PIDS=()
 stop_all() {
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pkill -TERM -f "$DATA/node-3/config.json" 2>/dev/null || true  # a restarted node-3
   echo
   echo "stopped: nodes, broker, gateway. Data kept in $DATA (logs: node-*/node.log, broker/broker.log, gateway/gateway.log)"
 }
@@ -108,18 +109,26 @@ echo "    certificate; the gateway takes their signed events to the consortium. 
 echo "    after 30 s (replay, tampering, a cloned key, rogue firmware, a skewed clock, a soft-limit"
 echo "    override, a ward losing its network); node-3 is killed at 90 s and restarted at 120 s."
 sleep 3
+# node-3 (a child of local-cluster) killed, then started again in this
+# helper's process group, which stop_all ends whole.
 (
   sleep 90
   pkill -KILL -f "$DATA/node-3/config.json" || true
   sleep 30
-  "$B" node --config "$DATA/node-3/config.json" --log-level warn >>"$DATA/node-3/node.log" 2>&1 &
+  exec "$B" node --config "$DATA/node-3/config.json" --log-level warn >>"$DATA/node-3/node.log" 2>&1
 ) &
 PIDS+=($!)
 set +e
-trap 'true' INT TERM  # Ctrl-C ends the simulator, then this script goes on to stop the rest
 "$B" simulate "${NODES[@]}" --admin-key "$DATA/admin/admin.key" --broker-dir "$DATA/broker" \
   --dir "$DATA/hospital" --beds "${CUSTOS_SIM_BEDS:-4}" --wards "${CUSTOS_SIM_WARDS:-icu,med-surg,oncology}" \
-  --faults all --fault-at-s 30
+  --faults all --fault-at-s 30 &
+SIM=$!
+# Ctrl-C (or SIGINT/SIGTERM from a supervisor such as timeout) reaches this
+# script; pass it on to the simulator and wait until it has drained and
+# printed its final summary (`wait` returns early on each trapped signal).
+trap 'kill -INT "$SIM" 2>/dev/null || true' INT TERM
+while kill -0 "$SIM" 2>/dev/null; do wait "$SIM"; done
+trap 'exit 0' INT TERM
 set -e
 cat <<TXT
 

@@ -38,11 +38,11 @@ constexpr size_t kLatencySamplesMax = 20000;
 constexpr uint64_t kLatencyWindowMs = 60000;
 // Clinician statements waiting for the desk thread.
 constexpr size_t kDeskQueueMax = 1024;
-// How long a device may be offline before its events wait on disk (the SDK
-// keeps them; this only bounds how long we wait for acks at the end).
+// Entry ids in fault outcomes: enough hex digits to find the entry.
+constexpr size_t kIdPrefixChars = 16;
+// How long to wait at the end for the answers to what the devices
+// published (an offline device's queue is sent first).
 constexpr int kDrainTimeoutS = 20;
-// The clock-skew fault: ten minutes, twice the ledger's tolerance.
-constexpr long kSkewS = 600;
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) {
@@ -58,14 +58,29 @@ uint64_t wall_ms() {
 // What the run has seen, updated from the device loop and the desk thread.
 struct Stats {
   std::mutex mu;
-  uint64_t published = 0, acked = 0, already = 0, clinician_ok = 0;
+  // The devices' own events (published through the SDK), each counted once,
+  // by its first answer: registered; already registered (it had reached the
+  // ledger before, e.g. sent again after the link dropped before the
+  // broker's PUBACK came back); or refused.
+  uint64_t published = 0, acked = 0, already = 0, events_refused = 0;
+  // A second answer to an event (it was sent twice), and answers to events
+  // an earlier run left queued on a device.
+  uint64_t duplicate_answers = 0, earlier_run_answers = 0;
+  uint64_t clinician_ok = 0;
+  // The hand-made messages of the replay, tamper and cloned-key faults.
+  uint64_t fault_messages = 0;
   std::map<std::string, uint64_t> refused;             // reason -> count
   std::map<std::string, uint64_t> flags;               // flag code -> count
-  std::map<std::string, uint64_t> faults;              // fault -> what came of it
+  std::map<std::string, uint64_t> faults;              // "fault: what came of it" -> count
   std::deque<std::pair<uint64_t, double>> latency_ms;  // (when acked, ms)
   std::map<std::string, uint64_t> steps;               // order steps registered
   std::vector<std::string> completed_orders;
   std::vector<std::string> programmed_orders;
+  struct Outage {
+    std::string ward;
+    uint64_t devices = 0, from_ms = 0, to_ms = 0;  // wall clock; to_ms 0: still down
+  };
+  std::optional<Outage> outage;
 
   void latency(double ms) {
     latency_ms.emplace_back(wall_ms(), ms);
@@ -87,36 +102,93 @@ std::string flag_code(const std::string& flag) {
   return flag.substr(0, flag.find(':'));
 }
 
+// An event a device published and the gateway has not answered yet.
+struct Sent {
+  uint64_t ms = 0;
+  std::string event;    // the device event's kind; "firmware-install" for an installation
+  std::string detail;   // what the fault outcome names: the order, the firmware version
+  uint32_t faults = 0;  // hospital::Fault bits this event is part of
+};
+
 // One device of the simulation: the SDK's device and what it sent.
 struct DeviceSlot {
   custos_device* dev = nullptr;
   const hospital::DeviceInfo* info = nullptr;
   Stats* stats = nullptr;
+  int64_t clock_offset_s = 0;
   bool online = true;
-  std::map<uint64_t, std::pair<uint64_t, std::string>> sent;  // sequence -> (ms, order)
+  bool rogue_installed = false;          // its later events run the rogue firmware
+  uint64_t first_seq = 0, last_seq = 0;  // the sequence numbers this run used
+  std::map<uint64_t, Sent> sent;         // by sequence number
 };
+
+// What a fault's events came to, by the gateway's answer (docs/gateway.md,
+// "Hospital simulator"). Called with stats.mu held.
+void note_outcomes(Stats& s, const DeviceSlot& slot, const Sent& e, const std::string& outcome,
+                   const std::vector<std::string>& codes) {
+  const auto flagged = [&](const char* code) {
+    const bool has = std::find(codes.begin(), codes.end(), code) != codes.end();
+    return std::string(has ? ", flagged " : ", not flagged ") + code;
+  };
+  const std::string& id = slot.info->id;
+  if (e.faults & hospital::kFaultRogueFirmware) {
+    if (e.event == "firmware-install")
+      ++s.faults["rogue-firmware: " + id + " installed " + e.detail + ": " + outcome +
+                 flagged("firmware-unknown")];
+    else
+      ++s.faults["rogue-firmware: " + id + "'s later events: " + outcome +
+                 flagged("firmware-unknown")];
+  }
+  if (e.faults & hospital::kFaultClockSkew)
+    ++s.faults["clock-skew: " + id + "'s events (clock +" + std::to_string(slot.clock_offset_s) +
+               " s): " + outcome + flagged("clock-skew")];
+  if ((e.faults & hospital::kFaultSoftLimitOverride) && e.event == "soft-limit-override")
+    ++s.faults["soft-limit-override: " + id + " overrode the soft limit of order " + e.detail +
+               ": " + outcome];
+  if (e.faults & hospital::kFaultWardOutage)
+    ++s.faults["ward-outage: events queued while offline, then " + outcome];
+}
 
 void on_device_ack(custos_device*, const custos_ack* ack, void* user) {
   auto* slot = static_cast<DeviceSlot*>(user);
   json doc = json::parse(std::string(ack->json, ack->json_len), nullptr, false);
   std::lock_guard lock(slot->stats->mu);
   Stats& s = *slot->stats;
+  auto it = slot->sent.find(ack->sequence);
+  if (it == slot->sent.end()) {
+    // Sequence 0: the correlation is not a sequence number, so this answers
+    // a fault's hand-made message on this device's topics, which the
+    // fault's own client reports.
+    if (ack->sequence == 0) return;
+    if (slot->first_seq && ack->sequence >= slot->first_seq && ack->sequence <= slot->last_seq)
+      ++s.duplicate_answers;
+    else
+      ++s.earlier_run_answers;
+    return;
+  }
+  std::string outcome = "registered";
   if (ack->refused) {
-    ++s.refused[doc.is_object() ? doc.value("reason", std::string("other")) : "other"];
+    const std::string reason =
+        doc.is_object() ? doc.value("reason", std::string("other")) : "other";
+    ++s.refused[reason];
+    ++s.events_refused;
+    outcome = "refused " + reason;
   } else if (doc.is_object() && doc.value("status", "") == "already-registered") {
     ++s.already;
   } else {
     ++s.acked;
   }
+  std::vector<std::string> codes;
   if (doc.is_object() && doc.contains("flags") && doc["flags"].is_array()) {
-    for (const auto& f : doc["flags"])
-      if (f.is_string()) ++s.flags[flag_code(f.get<std::string>())];
+    for (const auto& f : doc["flags"]) {
+      if (!f.is_string()) continue;
+      codes.push_back(flag_code(f.get<std::string>()));
+      ++s.flags[codes.back()];
+    }
   }
-  auto it = slot->sent.find(ack->sequence);
-  if (it != slot->sent.end()) {
-    s.latency(static_cast<double>(wall_ms() - it->second.first));
-    slot->sent.erase(it);
-  }
+  s.latency(static_cast<double>(wall_ms() - it->second.ms));
+  note_outcomes(s, *slot, it->second, outcome, codes);
+  slot->sent.erase(it);
 }
 
 // A plain MQTT 5 client with a device's certificate, for the faults that
@@ -154,23 +226,45 @@ class RawPublisher {
       return error(ErrorCode::kUnavailable, "broker did not take the subscription");
     return Status();
   }
-  // Publishes on base/kind with the ack topic as response topic, and waits
-  // for the gateway's answer: "ack <status>" or "error <reason>".
-  std::string publish(const std::string& kind, ByteView bytes) {
+  // The gateway's answer to one message.
+  struct Answer {
+    bool answered = false;
+    bool refused = false;
+    std::string status;  // "registered", "already-registered"; or the refusal's reason
+    std::string detail;
+    std::string describe() const {
+      if (!answered) return "no answer";
+      if (refused) return "refused: " + status + " (" + detail.substr(0, 80) + ")";
+      return "answered " + status;
+    }
+  };
+
+  // Publishes on base/kind with the ack topic as response topic and a
+  // correlation of its own, and waits for the gateway's answer to it (the
+  // identity's topics also carry the answers to its other messages).
+  Answer publish(const std::string& kind, ByteView bytes) {
+    static std::atomic<uint64_t> counter{0};
+    // Never 8 bytes: the SDK reads 8-byte correlation data as a sequence.
+    const std::string correlation = "sim-fault-" + std::to_string(++counter);
+    {
+      std::lock_guard lock(mu_);
+      correlation_hex_ = to_hex(as_view(correlation));
+      answer_ = Answer{};
+    }
     mosquitto_property* props = nullptr;
     mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, (base_ + "/ack").c_str());
-    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, "fault", 5);
+    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, correlation.data(),
+                                  static_cast<uint16_t>(correlation.size()));
     mosquitto_publish_v5(mosq_, nullptr, (base_ + "/" + kind).c_str(),
                          static_cast<int>(bytes.size()), bytes.data(), 1, false, props);
     mosquitto_property_free_all(&props);
     std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(kAnswerWaitS), [&] { return !answer_.empty(); }))
-      return "no answer";
+    cv_.wait_for(lock, std::chrono::seconds(kAnswerWaitS), [&] { return answer_.answered; });
     return answer_;
   }
 
  private:
-  static constexpr int kAnswerWaitS = 5;
+  static constexpr int kAnswerWaitS = 10;
 
   static void on_connect(struct mosquitto* m, void* self, int rc, int, const mosquitto_property*) {
     if (rc != 0) return;
@@ -195,14 +289,14 @@ class RawPublisher {
     const std::string topic = msg->topic;
     const bool is_error = topic.size() >= 6 && topic.substr(topic.size() - 6) == "/error";
     std::lock_guard lock(p->mu_);
-    if (!doc.is_object()) {
-      p->answer_ = "unreadable answer";
-    } else if (is_error) {
-      p->answer_ = "refused: " + doc.value("reason", std::string("?")) + " (" +
-                   doc.value("detail", std::string()).substr(0, 80) + ")";
-    } else {
-      p->answer_ = "answered " + doc.value("status", std::string("?"));
-    }
+    if (!doc.is_object() || p->answer_.answered ||
+        doc.value("correlation", std::string()) != p->correlation_hex_)
+      return;
+    p->answer_.answered = true;
+    p->answer_.refused = is_error;
+    p->answer_.status =
+        is_error ? doc.value("reason", std::string("?")) : doc.value("status", std::string("?"));
+    p->answer_.detail = doc.value("detail", std::string());
     p->cv_.notify_all();
   }
 
@@ -211,7 +305,8 @@ class RawPublisher {
   std::mutex mu_;
   std::condition_variable cv_;
   bool subscribed_ = false;
-  std::string answer_;
+  std::string correlation_hex_;
+  Answer answer_;
 };
 
 // Clinicians' statements, signed and sent to a node by a thread of their
@@ -263,17 +358,21 @@ class Desk {
     }
   }
 
-  // Signs with the clinician's key and submits, trying the nodes in turn.
+  // Signs with the clinician's key and submits, trying the nodes in turn
+  // from the one that answered last (a dead node costs one try, not one
+  // per statement).
   std::optional<std::string> submit(const Action& a) {
     const std::string key = person_key(w_, a.clinician, c_.wards[a.ward]);
     for (size_t attempt = 0; attempt < o_.nodes.size() * 2; ++attempt) {
-      NodeClient client(o_.nodes[(next_node_ + attempt) % o_.nodes.size()]);
+      const size_t node = (next_node_ + attempt) % o_.nodes.size();
+      NodeClient client(o_.nodes[node]);
       auto st =
           sign_admin_statement(client, key, a.content_type, a.subject, cbor::encode(a.payload));
       if (!st.ok()) continue;  // node down: the next one
       auto reply =
           client.post("/v1/entries", std::string(st->begin(), st->end()), "application/cose");
       if (!reply.ok() || reply->status >= 500) continue;
+      next_node_ = node;
       std::lock_guard lock(stats_.mu);
       if (!reply->ok()) {
         json p = json::parse(reply->body, nullptr, false);
@@ -379,9 +478,9 @@ class Simulation {
       c.cert_path = paths.tls_cert.c_str();
       c.cert_key_path = paths.tls_key.c_str();
       c.want_acks = 1;
-      // The clock-skew fault: the last monitor's clock runs ten minutes ahead.
-      if ((h_.config().faults & hospital::kFaultClockSkew) && i + 1 == h_.devices().size())
-        c.clock_offset_s = kSkewS;
+      // The clock-skew fault: one monitor's clock runs ahead from the start.
+      if (h_.skewed_device() == i) c.clock_offset_s = h_.config().clock_skew_s;
+      slot->clock_offset_s = c.clock_offset_s;
       c.on_ack = on_device_ack;
       c.user = slot.get();
       int rc = custos_device_open(&c, &slot->dev);
@@ -413,23 +512,64 @@ class Simulation {
       return;
     }
     ++stats_.published;
-    s.sent[static_cast<uint64_t>(seq)] = {wall_ms(), a.subject};
+    const auto sequence = static_cast<uint64_t>(seq);
+    if (s.first_seq == 0) s.first_seq = sequence;
+    s.last_seq = sequence;
+    Sent sent;
+    sent.ms = wall_ms();
+    sent.faults = a.fault;
+    if (a.content_type == domain::kTypeFirmwareInstall) {
+      sent.event = "firmware-install";
+      const cbor::Value* v = a.payload.find("version");
+      sent.detail = v && v->is(cbor::Type::kText) ? v->as_text() : "?";
+    } else {
+      sent.event = event;
+      if (a.subject.rfind("order/", 0) == 0) sent.detail = a.subject.substr(6);
+    }
+    if (h_.skewed_device() == a.device) sent.faults |= hospital::kFaultClockSkew;
+    if (s.rogue_installed) sent.faults |= hospital::kFaultRogueFirmware;
+    if (a.fault & hospital::kFaultRogueFirmware) s.rogue_installed = true;
+    if (!s.online) {
+      sent.faults |= hospital::kFaultWardOutage;
+      ++stats_.faults["ward-outage: events queued on " + s.info->care_area +
+                      "'s devices while offline"];
+    }
+    s.sent[sequence] = std::move(sent);
     if (event == "completion") stats_.completed_orders.push_back(a.subject.substr(6));
+  }
+
+  // The network of one device goes down or comes back (the ward-outage fault).
+  void network(DeviceSlot& s, bool up) {
+    if (s.online == up) return;
+    custos_device_set_offline(s.dev, up ? 0 : 1);
+    s.online = up;
+    std::lock_guard lock(stats_.mu);
+    if (!stats_.outage) stats_.outage = Stats::Outage{s.info->care_area, 0, wall_ms(), 0};
+    if (up) {
+      stats_.outage->to_ms = wall_ms();
+      return;
+    }
+    ++stats_.outage->devices;
+    ++stats_.faults["ward-outage: " + s.info->care_area + "'s devices lost the network for " +
+                    std::to_string(h_.config().ward_outage_ms / 1000) + " s"];
   }
 
   void dispatch(Action& a, Desk& desk) {
     switch (a.kind) {
-      case Action::Kind::kClinician:
-        if (!desk.push(std::move(a))) h_.registered(a.order, a.step, std::nullopt);
+      case Action::Kind::kClinician: {
+        // push() takes the action: keep what a refusal needs.
+        const std::string order = a.order, step = a.step;
+        if (!desk.push(std::move(a))) h_.registered(order, step, std::nullopt);
         return;
+      }
       case Action::Kind::kDevice:
         publish(*slots_[a.device], a);
         return;
       case Action::Kind::kNetworkDown:
-        slots_[a.device]->online = false;
+        network(*slots_[a.device], false);
         return;
       case Action::Kind::kNetworkUp:
-        slots_[a.device]->online = true;
+        network(*slots_[a.device], true);
         return;
       case Action::Kind::kReplay:
         return replay(a);
@@ -440,20 +580,27 @@ class Simulation {
     }
   }
 
-  // The exact bytes of one of the device's registered statements, again:
-  // the ledger must not hold it twice.
+  // The exact bytes of one of the device's registered statements (its
+  // first), again: the ledger must not hold it twice.
   void replay(const Action& a) {
     const auto& info = h_.devices()[a.device];
-    NodeClient client(o_.nodes.front());
-    auto page = client.get("/v1/entries?issuer=" + info.id + "&limit=1");
-    json j = page.ok() ? json::parse(page->body, nullptr, false) : json();
-    if (!j.is_object() || !j.contains("entries") || j["entries"].empty())
-      return note("replay", "nothing to replay yet");
-    const std::string id = j["entries"][0].value("id", std::string());
-    auto st = client.get("/v1/entries/" + id, "application/cose");
-    if (!st.ok() || !st->ok()) return note("replay", "entry unreadable");
-    note("replay", info.id + "'s entry " + id.substr(0, 12) + "... sent again, " +
-                       send_raw(a.device, device_base(a.device), "event", as_view(st->body)));
+    for (const std::string& node : o_.nodes) {
+      NodeClient client(node);
+      auto page = client.get("/v1/entries?issuer=" + info.id + "&limit=1");
+      if (!page.ok() || !page->ok()) continue;  // node down: the next one
+      json j = json::parse(page->body, nullptr, false);
+      if (!j.is_object() || !j.contains("entries") || !j["entries"].is_array() ||
+          j["entries"].empty())
+        return note("replay", "nothing to replay yet");
+      const std::string id = j["entries"][0].value("id", std::string());
+      auto st = client.get("/v1/entries/" + id, "application/cose");
+      if (!st.ok() || !st->ok()) continue;
+      const std::string answer =
+          send_raw(a.device, device_base(a.device), "event", as_view(st->body));
+      return note("replay", info.id + "'s entry " + id.substr(0, kIdPrefixChars) +
+                                "... sent again, " + answer);
+    }
+    note("replay", "no node answered");
   }
 
   // A statement signed by the device's key with one payload byte flipped.
@@ -462,8 +609,8 @@ class Simulation {
     if (!key.ok()) return note("tamper", key.status().message());
     Bytes st = sign_as_device(*key, a, wall_ms() / 1000);
     st[st.size() - 70] ^= 0x01;  // inside the payload, before the 64-byte signature
-    note("tamper", "one byte of " + h_.devices()[a.device].id + "'s status flipped, " +
-                       send_raw(a.device, device_base(a.device), "status", st));
+    const std::string answer = send_raw(a.device, device_base(a.device), "status", st);
+    note("tamper", "one byte of " + h_.devices()[a.device].id + "'s status flipped, " + answer);
   }
 
   // A second client holding the pump's key publishes from its own identity.
@@ -478,8 +625,8 @@ class Simulation {
     Status s = p.open(broker_, o_.broker_dir + "/ca.crt", w_.clone_tls_cert, w_.clone_tls_key,
                       "sim-clone-1", base);
     if (!s.ok()) return note("cloned-key", s.message());
-    note("cloned-key",
-         "sim-clone-1 signing with " + info.id + "'s key, " + p.publish("status", st));
+    const std::string answer = counted(p.publish("status", st));
+    note("cloned-key", "sim-clone-1 signing with " + info.id + "'s key, " + answer);
   }
 
   // Numbers far above the SDK's: refused statements never advance a key's
@@ -500,13 +647,23 @@ class Simulation {
            info.id;
   }
 
+  // Publishes a fault's message with the device's own TLS identity (another
+  // client id) and says what the gateway answered.
   std::string send_raw(size_t device, const std::string& base, const std::string& kind,
                        ByteView bytes) {
     RawPublisher p;
     Status s = p.open(broker_, o_.broker_dir + "/ca.crt", w_.devices[device].tls_cert,
                       w_.devices[device].tls_key, h_.devices()[device].id + "-raw", base);
     if (!s.ok()) return s.message();
-    return p.publish(kind, bytes);
+    return counted(p.publish(kind, bytes));
+  }
+
+  // A fault's message counts as one, its refusal under its reason.
+  std::string counted(const RawPublisher::Answer& answer) {
+    std::lock_guard lock(stats_.mu);
+    ++stats_.fault_messages;
+    if (answer.answered && answer.refused) ++stats_.refused[answer.status];
+    return answer.describe();
   }
 
   void note(const std::string& fault, const std::string& what) {
@@ -517,7 +674,7 @@ class Simulation {
   // At the end: let queued events reach the ledger and their acks come back.
   void drain() {
     const auto until = Clock::now() + std::chrono::seconds(kDrainTimeoutS);
-    for (auto& s : slots_) s->online = true;
+    for (auto& s : slots_) network(*s, true);
     while (Clock::now() < until) {
       pump_devices();
       size_t waiting = 0;
@@ -555,13 +712,29 @@ class Simulation {
       pending += custos_device_pending(s->dev);
     }
     std::lock_guard lock(stats_.mu);
+    size_t unanswered = 0;
+    for (auto& s : slots_) unanswered += s->sent.size();
+    json outage = nullptr;
+    if (stats_.outage) {
+      outage = {{"ward", stats_.outage->ward},
+                {"devices", stats_.outage->devices},
+                {"from_ms", stats_.outage->from_ms},
+                {"to_ms", stats_.outage->to_ms ? json(stats_.outage->to_ms) : json(nullptr)}};
+    }
     json j = {{"elapsed_s", elapsed_s},
+              {"final", final},
               {"devices", slots_.size()},
               {"devices_online", online},
               {"events_published", stats_.published},
               {"events_registered", stats_.acked},
               {"already_registered", stats_.already},
-              {"events_per_s", static_cast<double>(stats_.acked) / std::max(elapsed_s, 1e-9)},
+              {"events_refused", stats_.events_refused},
+              {"events_unanswered", unanswered},
+              {"duplicate_answers", stats_.duplicate_answers},
+              {"earlier_run_answers", stats_.earlier_run_answers},
+              {"fault_messages", stats_.fault_messages},
+              {"events_per_s",
+               static_cast<double>(stats_.acked + stats_.already) / std::max(elapsed_s, 1e-9)},
               {"queued_on_devices", pending},
               {"clinician_statements", stats_.clinician_ok},
               {"orders", stats_.steps},
@@ -572,7 +745,8 @@ class Simulation {
               {"time_to_receipt_p99_ms", stats_.percentile(0.99)},
               {"refused", stats_.refused},
               {"flags", stats_.flags},
-              {"faults", stats_.faults}};
+              {"faults", stats_.faults},
+              {"ward_outage", outage}};
     if (o_.json) {
       std::printf("%s\n", j.dump().c_str());
       std::fflush(stdout);
@@ -594,11 +768,14 @@ class Simulation {
                   j["queued_on_devices"].get<size_t>());
     line(buf);
     std::snprintf(buf, sizeof buf,
-                  "  device events    %llu published, %llu registered (%.1f/s), %llu duplicates",
+                  "  device events    %llu published, %llu registered (%.1f/s), %llu already "
+                  "registered, %llu refused, %llu awaiting an answer",
                   (unsigned long long)j["events_published"].get<uint64_t>(),
                   (unsigned long long)j["events_registered"].get<uint64_t>(),
                   j["events_per_s"].get<double>(),
-                  (unsigned long long)j["already_registered"].get<uint64_t>());
+                  (unsigned long long)j["already_registered"].get<uint64_t>(),
+                  (unsigned long long)j["events_refused"].get<uint64_t>(),
+                  (unsigned long long)j["events_unanswered"].get<uint64_t>());
     line(buf);
     std::snprintf(buf, sizeof buf,
                   "  time to receipt  p50 %.0f ms   p99 %.0f ms (last minute; publish -> "
@@ -633,7 +810,10 @@ class Simulation {
     counts("flags raised     ", j["flags"]);
     if (!j["faults"].empty()) {
       line("  faults injected");
-      for (const auto& [k, v] : j["faults"].items()) line("    " + k);
+      for (const auto& [k, v] : j["faults"].items()) {
+        const auto n = v.get<uint64_t>();
+        line("    " + k + (n > 1 ? " (" + std::to_string(n) + ")" : ""));
+      }
     }
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
@@ -683,7 +863,15 @@ Result<hospital::Config> hospital_config(const SimulateOptions& o) {
   for (uint64_t t = wall_ms() / 1000; t > 0; t /= 36)
     run.insert(run.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[t % 36]);
   c.run = run;
+  if (!(o.summary_interval_s >= 0.1))
+    return error(ErrorCode::kInvalidArgument, "--summary-interval-s: at least 0.1");
+  if (!(o.speed >= 0.1 && o.speed <= 100))
+    return error(ErrorCode::kInvalidArgument, "--speed: 0.1 to 100");
+  if (o.outage_s == 0 || o.outage_s > 3600)
+    return error(ErrorCode::kInvalidArgument, "--outage-s: 1 to 3600");
+  c = hospital::at_speed(c, o.speed);
   c.fault_at_ms = o.fault_at_s * 1000;
+  c.ward_outage_ms = o.outage_s * 1000;
   std::string unknown;
   auto faults = hospital::faults_from_names(o.faults, &unknown);
   if (!faults) {
@@ -750,6 +938,12 @@ void add_simulate_command(CLI::App& app) {
                   "Inject: all or replay,tamper,cloned-key,rogue-firmware,clock-skew,"
                   "soft-limit-override,ward-outage");
   cmd->add_option("--fault-at-s", o->fault_at_s, "When to inject them")->capture_default_str();
+  cmd->add_option("--outage-s", o->outage_s, "How long the ward-outage fault lasts")
+      ->capture_default_str();
+  cmd->add_option("--speed", o->speed,
+                  "Play the wards this many times faster (idle times, infusions, clinicians' "
+                  "steps; not status reports or faults)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the hospital model")->capture_default_str();
   cmd->add_option("--summary-interval-s", o->summary_interval_s, "How often to print the summary")
       ->capture_default_str();

@@ -28,6 +28,8 @@ struct SimulateOptions {
   uint64_t duration_s = 0;  // 0: until Ctrl-C
   std::string faults;       // "replay,tamper,..." or "all"
   uint64_t fault_at_s = 20;
+  uint64_t outage_s = 15;  // the ward-outage fault's length
+  double speed = 1;        // hospital::at_speed
   uint64_t seed = 1;
   double summary_interval_s = 2;
   bool json = false;      // one JSON summary line per interval instead of the panel

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 
 #include "domain/model.h"
@@ -92,6 +93,18 @@ std::optional<uint32_t> faults_from_names(const std::string& csv, std::string* u
   return bits;
 }
 
+Config at_speed(Config c, double speed) {
+  if (!std::isfinite(speed) || speed <= 0) return c;
+  const auto scale = [speed](uint64_t& ms) {
+    ms =
+        std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(static_cast<double>(ms) / speed)));
+  };
+  for (uint64_t* ms : {&c.idle_ms_min, &c.idle_ms_max, &c.infusion_ms_min, &c.infusion_ms_max,
+                       &c.clinician_step_ms_min, &c.clinician_step_ms_max})
+    scale(*ms);
+  return c;
+}
+
 const char* clinician_name(Clinician c) {
   switch (c) {
     case Clinician::kPrescriber:
@@ -133,6 +146,26 @@ Hospital::Hospital(Config config) : config_(std::move(config)), rng_(config_.see
 
 const std::string& Hospital::pseudonym_of_bed(size_t ward, size_t bed) const {
   return beds_.at(ward * config_.beds_per_ward + bed).pseudonym;
+}
+
+std::optional<size_t> Hospital::skewed_device() const {
+  if (!(config_.faults & kFaultClockSkew) || beds_.empty()) return std::nullopt;
+  return beds_.back().monitor;
+}
+
+std::optional<size_t> Hospital::rogue_firmware_device() const {
+  if (!(config_.faults & kFaultRogueFirmware) || beds_.empty()) return std::nullopt;
+  return beds_.back().pump;
+}
+
+std::optional<size_t> Hospital::soft_limit_bed() const {
+  if (!(config_.faults & kFaultSoftLimitOverride) || beds_.empty()) return std::nullopt;
+  return 0;
+}
+
+std::optional<size_t> Hospital::outage_ward() const {
+  if (!(config_.faults & kFaultWardOutage) || config_.wards.empty()) return std::nullopt;
+  return config_.wards.size() - 1;
 }
 
 uint64_t Hospital::between(uint64_t lo, uint64_t hi) {
@@ -214,8 +247,11 @@ void Hospital::schedule_bed(Bed& bed, uint64_t now_ms, std::vector<Action>& out)
       bed.rate_ml_h = d.rate_ml_h;
       bed.vtbi_ml = d.vtbi_ml;
       const size_t bed_index = bed.ward * config_.beds_per_ward + bed.bed;
-      bed.soft_limit = chance(config_.soft_limit_probability) ||
-                       ((config_.faults & kFaultSoftLimitOverride) && bed_index == 0);
+      // Drawn whether or not the fault is on, so the fault changes no other
+      // bed's run.
+      const bool by_chance = chance(config_.soft_limit_probability);
+      bed.soft_limit_fault = soft_limit_bed() == bed_index;
+      bed.soft_limit = by_chance || bed.soft_limit_fault;
       a.clinician = Clinician::kPrescriber;
       a.content_type = domain::kTypeMedicationOrder;
       a.payload = FieldList()
@@ -260,6 +296,7 @@ void Hospital::schedule_bed(Bed& bed, uint64_t now_ms, std::vector<Action>& out)
                       .add("vtbi_ml", number(bed.vtbi_ml))
                       .build();
       a.step = "programming";
+      if (bed.soft_limit_fault) a.fault = kFaultSoftLimitOverride;
       break;
     }
     case Phase::kRunning:
@@ -277,7 +314,7 @@ void Hospital::schedule_bed(Bed& bed, uint64_t now_ms, std::vector<Action>& out)
 // The pump's side of a running infusion: programming and start at once,
 // then rate changes, alarms and the completion at their planned times.
 void Hospital::infusion_events(Bed& bed, uint64_t now_ms, std::vector<Action>& out) {
-  const auto emit = [&](uint64_t at, cbor::Value payload) {
+  const auto emit = [&](uint64_t at, cbor::Value payload, uint32_t fault = 0) {
     Action a;
     a.kind = Action::Kind::kDevice;
     a.at_ms = at;
@@ -285,32 +322,38 @@ void Hospital::infusion_events(Bed& bed, uint64_t now_ms, std::vector<Action>& o
     a.content_type = domain::kTypeDeviceEvent;
     a.payload = std::move(payload);
     a.subject = "order/" + bed.order;
+    a.fault = fault;
     out.push_back(std::move(a));
   };
   if (bed.end_ms == 0) {  // just programmed
     const uint64_t at = bed.next_ms;
     const double rate = bed.soft_limit ? bed.rate_ml_h * kSoftLimitFactor : bed.rate_ml_h;
-    emit(at, FieldList()
-                 .add("event", text("programming"))
-                 .add("order", text(bed.order))
-                 .add("drug", text(bed.drug))
-                 .add("drug_library", text(config_.drug_library))
-                 .add("dose", quantity(bed.dose, bed.dose_unit))
-                 .add("rate_ml_h", number(rate))
-                 .add("vtbi_ml", number(bed.vtbi_ml))
-                 .build());
+    const uint32_t fault = bed.soft_limit_fault ? uint32_t{kFaultSoftLimitOverride} : 0u;
+    emit(at,
+         FieldList()
+             .add("event", text("programming"))
+             .add("order", text(bed.order))
+             .add("drug", text(bed.drug))
+             .add("drug_library", text(config_.drug_library))
+             .add("dose", quantity(bed.dose, bed.dose_unit))
+             .add("rate_ml_h", number(rate))
+             .add("vtbi_ml", number(bed.vtbi_ml))
+             .build(),
+         fault);
     if (bed.soft_limit) {
       for (const char* kind : {"soft-limit-alert", "soft-limit-override"}) {
-        emit(at, FieldList()
-                     .add("event", text(kind))
-                     .add("order", text(bed.order))
-                     .add("limit", FieldList()
-                                       .add("kind", text("soft"))
-                                       .add("bound", text("upper"))
-                                       .add("value", number(bed.rate_ml_h * 1.2))
-                                       .add("unit", text("mL/h"))
-                                       .build())
-                     .build());
+        emit(at,
+             FieldList()
+                 .add("event", text(kind))
+                 .add("order", text(bed.order))
+                 .add("limit", FieldList()
+                                   .add("kind", text("soft"))
+                                   .add("bound", text("upper"))
+                                   .add("value", number(bed.rate_ml_h * 1.2))
+                                   .add("unit", text("mL/h"))
+                                   .build())
+                 .build(),
+             fault);
       }
     }
     emit(at, FieldList()
@@ -389,11 +432,12 @@ void Hospital::inject_faults(uint64_t now_ms, std::vector<Action>& out) {
   if (now_ms < start_ms_ + config_.fault_at_ms) return;
   const uint32_t todo = config_.faults & ~faults_done_;
   if (todo == 0) return;
-  const auto device_action = [&](Action::Kind kind, size_t device) {
+  const auto device_action = [&](Action::Kind kind, size_t device, Fault fault) {
     Action a;
     a.kind = kind;
     a.at_ms = now_ms;
     a.device = device;
+    a.fault = fault;
     a.content_type = domain::kTypeDeviceEvent;
     a.payload = FieldList().add("event", text("status")).add("state", text("idle")).build();
     a.subject = "device/" + devices_[device].id;
@@ -401,30 +445,32 @@ void Hospital::inject_faults(uint64_t now_ms, std::vector<Action>& out) {
   };
   const size_t first_pump = beds_.front().pump;
   const size_t last_pump = beds_.back().pump;
-  if (todo & kFaultReplay) device_action(Action::Kind::kReplay, first_pump);
-  if (todo & kFaultTamper) device_action(Action::Kind::kTamper, first_pump);
-  if (todo & kFaultClonedKey) device_action(Action::Kind::kClone, last_pump);
-  if (todo & kFaultRogueFirmware) {
+  if (todo & kFaultReplay) device_action(Action::Kind::kReplay, first_pump, kFaultReplay);
+  if (todo & kFaultTamper) device_action(Action::Kind::kTamper, first_pump, kFaultTamper);
+  if (todo & kFaultClonedKey) device_action(Action::Kind::kClone, last_pump, kFaultClonedKey);
+  if (auto rogue = rogue_firmware_device(); rogue && (todo & kFaultRogueFirmware)) {
     Action a;
     a.kind = Action::Kind::kDevice;
     a.at_ms = now_ms;
-    a.device = last_pump;
+    a.device = *rogue;
+    a.fault = kFaultRogueFirmware;
     a.content_type = domain::kTypeFirmwareInstall;
     // An image its maker never released under this version.
     a.payload = FieldList()
                     .add("version", text(config_.rogue_firmware))
                     .add("image_sha256", cbor::Value::bytes(Bytes(32, 0xee)))
                     .build();
-    a.subject = "device/" + devices_[last_pump].id;
+    a.subject = "device/" + devices_[*rogue].id;
     out.push_back(std::move(a));
   }
-  if (todo & kFaultWardOutage) {
+  if (auto ward = outage_ward(); ward && (todo & kFaultWardOutage)) {
     for (size_t d = 0; d < devices_.size(); ++d) {
-      if (devices_[d].ward != config_.wards.size() - 1) continue;
+      if (devices_[d].ward != *ward) continue;
       Action down;
       down.kind = Action::Kind::kNetworkDown;
       down.at_ms = now_ms;
       down.device = d;
+      down.fault = kFaultWardOutage;
       out.push_back(down);
       Action up = down;
       up.kind = Action::Kind::kNetworkUp;

@@ -8,7 +8,8 @@
 // the pharmacy verifies it -> a nurse programs the pump -> the pump records
 // the programming, starts, reports its status, sometimes changes rate,
 // raises alarms or limit alerts -> completes -> idle. Monitors report their
-// status. Faults (docs/gateway.md, "Simulator") are injected on request.
+// status. Faults (docs/gateway.md, "Hospital simulator") are injected on
+// request.
 #pragma once
 
 #include <cstdint>
@@ -22,15 +23,16 @@
 
 namespace custos::hospital {
 
-// Faults a scenario can switch on (each at most once per run unless noted).
+// Faults a scenario can switch on (each at most once per run unless noted;
+// docs/gateway.md, "Hospital simulator", says what each must come to).
 enum Fault : uint32_t {
   kFaultReplay = 1u << 0,             // a device's earlier message sent again, byte for byte
   kFaultTamper = 1u << 1,             // a signed message with one payload byte flipped
   kFaultClonedKey = 1u << 2,          // a second device publishing with a pump's key
-  kFaultRogueFirmware = 1u << 3,      // a pump installs firmware its maker never released
-  kFaultClockSkew = 1u << 4,          // a monitor's clock runs 10 minutes ahead
-  kFaultSoftLimitOverride = 1u << 5,  // a nurse overrides a soft limit (every infusion of one bed)
-  kFaultWardOutage = 1u << 6,         // one ward's devices lose the network for a while
+  kFaultRogueFirmware = 1u << 3,      // the last pump installs firmware its maker never released
+  kFaultClockSkew = 1u << 4,          // the last monitor's clock runs ahead (from the start)
+  kFaultSoftLimitOverride = 1u << 5,  // a nurse overrides a soft limit (every infusion of bed 1)
+  kFaultWardOutage = 1u << 6,         // the last ward's devices lose the network for a while
 };
 const char* fault_name(Fault f);
 // "replay,tamper" -> bits; an unknown name is named in the error.
@@ -55,6 +57,7 @@ struct Config {
   uint32_t faults = 0;
   uint64_t fault_at_ms = 20000;  // when injected faults happen, after the start
   uint64_t ward_outage_ms = 15000;
+  int64_t clock_skew_s = 600;  // twice the ledger's tolerance (5 minutes)
   uint64_t seed = 1;
   // Distinguishes this run's order ids from earlier runs' on the same
   // ledger (an order id is unique across the consortium).
@@ -63,6 +66,12 @@ struct Config {
   std::string firmware = "3.2.0";  // what the pumps run (see the advisory in setup)
   std::string rogue_firmware = "3.2.0-patched";
 };
+
+// The same hospital `speed` times faster: idle times, infusions and
+// clinicians' steps divided by it (at least 1 ms each); device status
+// reports, fault times and the outage keep their length. speed <= 0 or
+// not finite leaves the config as it is.
+Config at_speed(Config c, double speed);
 
 enum class DeviceClass { kPump, kMonitor };
 
@@ -100,6 +109,10 @@ struct Action {
   std::string subject;
   std::string order;  // the order a clinician's step belongs to
   std::string step;   // "order", "verification", "programming"
+  // The fault this action is part of (0: none): the replay, tamper and clone
+  // actions, the rogue firmware installation, the network going down and
+  // up, and the soft-limit bed's programming, alert and override.
+  uint32_t fault = 0;
 };
 
 class Hospital {
@@ -117,6 +130,7 @@ class Hospital {
     std::string order_entry, verification_entry;
     uint64_t end_ms = 0, rate_change_ms = 0, alarm_ms = 0;
     bool soft_limit = false, alarm_cleared = false;
+    bool soft_limit_fault = false;  // the soft-limit-override fault's bed
     std::string alarm;
   };
 
@@ -137,6 +151,15 @@ class Hospital {
                   std::optional<std::string> entry_id_hex);
 
   uint64_t orders_started() const { return orders_started_; }
+
+  // Where the faults strike (nullopt when that fault is off): the monitor
+  // whose clock runs clock_skew_s ahead from the start, the pump that
+  // installs rogue firmware, the bed whose infusions exceed a soft limit
+  // (a bed index: ward * beds_per_ward + bed), the ward that loses its network.
+  std::optional<size_t> skewed_device() const;
+  std::optional<size_t> rogue_firmware_device() const;
+  std::optional<size_t> soft_limit_bed() const;
+  std::optional<size_t> outage_ward() const;
 
  private:
   void schedule_bed(Bed& bed, uint64_t now_ms, std::vector<Action>& out);

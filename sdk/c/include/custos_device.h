@@ -208,6 +208,15 @@ int64_t custos_device_event(custos_device* dev, const custos_payload* payload, c
 int64_t custos_device_publish(custos_device* dev, const char* content_type, const char* kind,
                               const uint8_t* payload, size_t payload_len, const char* subject);
 int custos_device_connected(const custos_device* dev);
+/* Simulators only: the device loses (offline = 1) or gets back (0) its
+ * network. Going offline drops the connection without a DISCONNECT (the
+ * broker then publishes the will, as for a cut cable) and nothing more is
+ * sent: events are queued as when the broker is unreachable, and
+ * custos_device_loop does not reconnect. Back online, the next
+ * custos_device_loop reconnects at once and publishes everything queued,
+ * oldest first (what was in flight when the link dropped is sent again and
+ * answered "already-registered" if it had reached the ledger). */
+int custos_device_set_offline(custos_device* dev, int offline);
 /* Statements not yet acknowledged by the broker. */
 size_t custos_device_pending(const custos_device* dev);
 /* Disconnects cleanly (the broker then publishes no will) and frees. */

@@ -49,6 +49,7 @@ struct custos_device {
   size_t count, cap, bytes;
   struct mosquitto* mosq;
   int connected;
+  int offline; /* custos_device_set_offline: no network until cleared */
   long long next_attempt_ms;
   int backoff_ms;
 };
@@ -357,7 +358,7 @@ int custos_device_open(const custos_device_config* cfg, custos_device** out) {
 int custos_device_loop(custos_device* d, int timeout_ms) {
   int rc;
   if (!d->mosq || mosquitto_socket(d->mosq) < 0) {
-    if (mono_ms() < d->next_attempt_ms) {
+    if (d->offline || mono_ms() < d->next_attempt_ms) {
       if (timeout_ms > 0) {
         struct timespec ts;
         ts.tv_sec = timeout_ms / 1000;
@@ -463,6 +464,24 @@ int64_t custos_device_event(custos_device* d, const custos_payload* p, const cha
 
 int custos_device_connected(const custos_device* d) {
   return d->connected;
+}
+
+int custos_device_set_offline(custos_device* d, int offline) {
+  size_t i;
+  if (!d) return CUSTOS_EINVAL;
+  if (offline && !d->offline) {
+    /* Closing the socket without a DISCONNECT is what the broker sees when
+     * the link breaks. Nothing is in flight any more: all is queued. */
+    if (d->mosq) mosquitto_destroy(d->mosq);
+    d->mosq = NULL;
+    d->connected = 0;
+    for (i = 0; i < d->count; ++i) d->entries[i].mid = -1;
+  } else if (!offline && d->offline) {
+    d->next_attempt_ms = 0;
+    d->backoff_ms = RECONNECT_MS_MIN;
+  }
+  d->offline = offline ? 1 : 0;
+  return CUSTOS_OK;
 }
 
 size_t custos_device_pending(const custos_device* d) {

@@ -231,5 +231,45 @@ TEST(SdkDevice, QueuesOnDiskWhileOfflineAndKeepsItAcrossRestarts) {
   custos_device_close(dev);
 }
 
+// A simulator's network loss: while offline the device queues and never
+// tries to connect; back online it tries at once (here the attempt fails
+// early, on the missing TLS files, which tells it from "not trying").
+TEST(SdkDevice, OfflineQueuesAndDoesNotConnectUntilBack) {
+  mosquitto_lib_init();
+  testutil::TempDir dir;
+  auto key = crypto::PrivateKey::generate(crypto::Algorithm::kEd25519).value();
+  const std::string key_path = write_key(dir, key, "dev.pem");
+  const std::string state = dir.path() + "/state";
+  custos_device_config cfg{};
+  cfg.device_id = "pump-2";
+  cfg.site = "st-mary";
+  cfg.unit = "icu";
+  cfg.device_class = "infusion-pump";
+  cfg.key_path = key_path.c_str();
+  cfg.state_dir = state.c_str();
+  cfg.host = "127.0.0.1";
+  cfg.port = 1;
+  cfg.memory_queue = 1;
+  custos_device* dev = nullptr;
+  ASSERT_EQ(custos_device_open(&cfg, &dev), CUSTOS_OK);
+  EXPECT_EQ(custos_device_set_offline(nullptr, 1), CUSTOS_EINVAL);
+  EXPECT_EQ(custos_device_set_offline(dev, 1), CUSTOS_OK);
+  custos_payload p;
+  custos_payload_event(&p, "status");
+  for (int64_t want = 1; want <= 3; ++want) EXPECT_EQ(custos_device_event(dev, &p, nullptr), want);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(custos_device_loop(dev, 0), CUSTOS_ENOTCONN);
+  EXPECT_EQ(custos_device_connected(dev), 0);
+  EXPECT_EQ(custos_device_pending(dev), 3u);
+  EXPECT_EQ(custos_device_set_offline(dev, 0), CUSTOS_OK);
+  EXPECT_EQ(custos_device_loop(dev, 0), CUSTOS_EINVAL);    // an attempt, at once
+  EXPECT_EQ(custos_device_loop(dev, 0), CUSTOS_ENOTCONN);  // then the backoff
+  // Offline and back again: the backoff is forgotten, the next loop tries.
+  EXPECT_EQ(custos_device_set_offline(dev, 1), CUSTOS_OK);
+  EXPECT_EQ(custos_device_set_offline(dev, 0), CUSTOS_OK);
+  EXPECT_EQ(custos_device_loop(dev, 0), CUSTOS_EINVAL);
+  EXPECT_EQ(custos_device_pending(dev), 3u);
+  custos_device_close(dev);
+}
+
 }  // namespace
 }  // namespace custos

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
+#include <set>
 
 #include "domain/model.h"
 
@@ -108,6 +110,142 @@ TEST(HospitalTest, FaultsHappenOnceAtTheirTime) {
   EXPECT_EQ(kinds[Action::Kind::kNetworkUp], 4);
 }
 
+TEST(HospitalTest, FaultsNameWhereTheyStrike) {
+  Config c;
+  c.wards = {"icu", "ward-2", "ward-3"};
+  c.beds_per_ward = 2;
+  Hospital quiet(c);
+  EXPECT_FALSE(quiet.skewed_device());
+  EXPECT_FALSE(quiet.rogue_firmware_device());
+  EXPECT_FALSE(quiet.soft_limit_bed());
+  EXPECT_FALSE(quiet.outage_ward());
+  c.faults = *faults_from_names("all", nullptr);
+  Hospital h(c);
+  const auto& d = h.devices();
+  ASSERT_TRUE(h.skewed_device());
+  EXPECT_EQ(d[*h.skewed_device()].id, "sim-ward-3-b2-mon");
+  ASSERT_TRUE(h.rogue_firmware_device());
+  EXPECT_EQ(d[*h.rogue_firmware_device()].id, "sim-ward-3-b2-pump");
+  EXPECT_EQ(h.soft_limit_bed(), size_t{0});
+  EXPECT_EQ(h.outage_ward(), size_t{2});
+}
+
+// Every action of a fault says so; the soft-limit bed's infusions are all
+// programmed above the limit and overridden, and nothing else is marked.
+TEST(HospitalTest, FaultActionsAreMarked) {
+  Config c;
+  c.wards = {"icu", "ward-2"};
+  c.beds_per_ward = 2;
+  c.fault_at_ms = 5000;
+  c.soft_limit_probability = 0;
+  c.faults = *faults_from_names("all", nullptr);
+  Hospital h(c);
+  const size_t soft_pump = 0;  // bed 0's pump
+  std::map<uint32_t, int> marked;
+  int overrides = 0, soft_programmings = 0;
+  std::set<std::string> soft_orders;
+  for (const auto& a : run(h, 300000)) {
+    if (a.fault) ++marked[a.fault];
+    switch (a.kind) {
+      case Action::Kind::kReplay:
+        EXPECT_EQ(a.fault, kFaultReplay);
+        break;
+      case Action::Kind::kTamper:
+        EXPECT_EQ(a.fault, kFaultTamper);
+        break;
+      case Action::Kind::kClone:
+        EXPECT_EQ(a.fault, kFaultClonedKey);
+        break;
+      case Action::Kind::kNetworkDown:
+      case Action::Kind::kNetworkUp:
+        EXPECT_EQ(a.fault, kFaultWardOutage);
+        EXPECT_EQ(h.devices()[a.device].ward, 1u);
+        break;
+      case Action::Kind::kClinician:
+        if (a.step == "programming") {
+          const cbor::Value* dev = a.payload.find("device");
+          ASSERT_NE(dev, nullptr);
+          const bool soft = dev->as_text() == h.devices()[soft_pump].id;
+          EXPECT_EQ(a.fault, soft ? uint32_t{kFaultSoftLimitOverride} : 0u) << a.order;
+          if (soft) {
+            ++soft_programmings;
+            soft_orders.insert(a.order);
+          }
+        } else {
+          EXPECT_EQ(a.fault, 0u);
+        }
+        break;
+      case Action::Kind::kDevice:
+        if (a.content_type == domain::kTypeFirmwareInstall) {
+          EXPECT_EQ(a.fault, kFaultRogueFirmware);
+          EXPECT_EQ(a.device, *h.rogue_firmware_device());
+        } else if (event_of(a) == "soft-limit-override") {
+          EXPECT_EQ(a.device, soft_pump);  // no other bed by chance (probability 0)
+          EXPECT_EQ(a.fault, kFaultSoftLimitOverride);
+          EXPECT_TRUE(soft_orders.count(a.subject.substr(6))) << a.subject;
+          ++overrides;
+        } else if (event_of(a) == "programming" || event_of(a) == "soft-limit-alert") {
+          EXPECT_EQ(a.fault, a.device == soft_pump ? uint32_t{kFaultSoftLimitOverride} : 0u);
+        } else {
+          EXPECT_EQ(a.fault, 0u) << event_of(a);
+        }
+        break;
+    }
+  }
+  EXPECT_EQ(marked[kFaultReplay], 1);
+  EXPECT_EQ(marked[kFaultTamper], 1);
+  EXPECT_EQ(marked[kFaultClonedKey], 1);
+  EXPECT_EQ(marked[kFaultRogueFirmware], 1);
+  EXPECT_EQ(marked[kFaultWardOutage], 8);  // 4 devices, down and up
+  EXPECT_GE(soft_programmings, 2);         // every infusion of the bed, not just one
+  EXPECT_EQ(overrides, soft_programmings);
+}
+
+TEST(HospitalTest, OutageLastsItsConfiguredTime) {
+  Config c;
+  c.wards = {"icu", "ward-2"};
+  c.beds_per_ward = 1;
+  c.fault_at_ms = 3000;
+  c.ward_outage_ms = 7000;
+  c.faults = kFaultWardOutage;
+  Hospital h(c);
+  std::map<size_t, uint64_t> down, up;
+  for (const auto& a : run(h, 30000)) {
+    if (a.kind == Action::Kind::kNetworkDown) down[a.device] = a.at_ms;
+    if (a.kind == Action::Kind::kNetworkUp) up[a.device] = a.at_ms;
+  }
+  ASSERT_EQ(down.size(), 2u);
+  for (const auto& [d, at] : down) {
+    EXPECT_EQ(h.devices()[d].ward, 1u);
+    EXPECT_GE(at, 1000u + 3000u);
+    EXPECT_EQ(up[d], at + 7000);
+  }
+}
+
+TEST(HospitalTest, AtSpeedShortensTheWardsButNotTheFaults) {
+  Config c;
+  const Config f = at_speed(c, 4);
+  EXPECT_EQ(f.idle_ms_min, c.idle_ms_min / 4);
+  EXPECT_EQ(f.idle_ms_max, c.idle_ms_max / 4);
+  EXPECT_EQ(f.infusion_ms_min, c.infusion_ms_min / 4);
+  EXPECT_EQ(f.infusion_ms_max, c.infusion_ms_max / 4);
+  EXPECT_EQ(f.clinician_step_ms_min, c.clinician_step_ms_min / 4);
+  EXPECT_EQ(f.clinician_step_ms_max, c.clinician_step_ms_max / 4);
+  EXPECT_EQ(f.status_interval_ms, c.status_interval_ms);
+  EXPECT_EQ(f.fault_at_ms, c.fault_at_ms);
+  EXPECT_EQ(f.ward_outage_ms, c.ward_outage_ms);
+  EXPECT_EQ(at_speed(c, 1e9).idle_ms_min, 1u);  // never zero
+  for (double bad : {0.0, -1.0, std::nan("")})
+    EXPECT_EQ(at_speed(c, bad).idle_ms_min, c.idle_ms_min);
+  // A faster hospital orders more in the same time.
+  c.wards = {"icu"};
+  c.beds_per_ward = 2;
+  Hospital slow(c), fast(at_speed(c, 4));
+  run(slow, 120000);
+  run(fast, 120000);
+  EXPECT_GT(fast.orders_started(), 2 * slow.orders_started());
+}
+
 TEST(HospitalTest, SameSeedSameRun) {
   Config c;
   c.seed = 42;
@@ -126,6 +264,7 @@ TEST(HospitalTest, FaultNames) {
   EXPECT_FALSE(faults_from_names("replay,explode", &unknown).has_value());
   EXPECT_EQ(unknown, "explode");
   EXPECT_EQ(faults_from_names("", &unknown), 0u);
+  EXPECT_EQ(faults_from_names("all", &unknown), (1u << all_fault_names().size()) - 1);
 }
 
 }  // namespace
