@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "codec/cbor_json.h"
+#include "core/time.h"
 
 namespace custos::api {
 
@@ -32,14 +33,7 @@ bool accepts(const Request& r, std::string_view type) {
 }
 
 std::string rfc3339(uint64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03uZ", buf, static_cast<unsigned>(ms % 1000));
-  return out;
+  return rfc3339_ms(ms);
 }
 
 Result<uint64_t> parse_uint(const std::string& text, const char* what) {

@@ -20,7 +20,6 @@ using ledger::kRolePharmacist;
 
 // GS1 AI (10) lot and (21) serial are at most 20 characters.
 constexpr size_t kGs1FieldBytesMax = 20;
-constexpr size_t kCareAreaBytesMax = 64;
 constexpr size_t kLocationBytesMax = 128;
 
 const std::vector<std::string_view> kDeviceClasses = {
@@ -53,15 +52,6 @@ const std::vector<std::string_view> kAlarmKinds = {
 const std::vector<std::string_view> kPriorities = {"low", "medium", "high"};
 const std::vector<std::string_view> kLimitKinds = {"soft", "hard"};
 const std::vector<std::string_view> kLimitBounds = {"upper", "lower"};
-// UCUM codes accepted for doses and dose rates.
-const std::vector<std::string_view> kDoseUnits = {
-    "mg",        "ug",     "g",      "[iU]",   "mmol",    "meq",       "mL",
-    "mg/h",      "ug/h",   "[iU]/h", "mL/h",   "mg/kg/h", "ug/kg/min", "ug/kg/h",
-    "[iU]/kg/h", "mg/min", "ug/min", "mmol/h", "meq/h"};
-
-constexpr double kRateMlPerHourMax = 2000;  // the fastest infusion pumps deliver ~1,200 mL/h
-constexpr double kVolumeMlMax = 10000;
-constexpr double kDoseValueMax = 1e6;
 
 std::string fw_ref(std::string_view maker, std::string_view version) {
   return std::string(maker) + "/" + std::string(version);
@@ -595,7 +585,7 @@ struct DeviceEvent {
 Status read_quantity(PayloadReader& p, std::string_view field) {
   CUSTOS_ASSIGN_OR_RETURN(PayloadReader q, p.map(field));
   CUSTOS_RETURN_IF_ERROR(q.number("value", 0, kDoseValueMax).status());
-  CUSTOS_RETURN_IF_ERROR(q.one_of("unit", kDoseUnits).status());
+  CUSTOS_RETURN_IF_ERROR(q.one_of("unit", dose_units()).status());
   return q.finish();
 }
 
@@ -639,7 +629,7 @@ Result<DeviceEvent> parse_event(const cose::Statement& st) {
                                 (e.kind == "hard-limit-stop" ? "hard" : "soft") + " limit");
     CUSTOS_RETURN_IF_ERROR(l.one_of("bound", kLimitBounds).status());
     CUSTOS_RETURN_IF_ERROR(l.number("value", 0, kDoseValueMax).status());
-    CUSTOS_RETURN_IF_ERROR(l.one_of("unit", kDoseUnits).status());
+    CUSTOS_RETURN_IF_ERROR(l.one_of("unit", dose_units()).status());
     CUSTOS_RETURN_IF_ERROR(l.finish());
   } else if (p.has("limit")) {
     return p.fail("limit", "only limit events carry a limit");

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "codec/cbor.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "ledger/policy.h"
 
@@ -181,14 +182,7 @@ std::string resource_id(std::string_view id) {
 }
 
 std::string instant(uint64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03uZ", buf, static_cast<unsigned>(ms % 1000));
-  return out;
+  return rfc3339_ms(ms);
 }
 
 Json device(const Device& d, std::string_view maker_name, std::string_view holder_name) {

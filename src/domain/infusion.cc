@@ -22,21 +22,10 @@ using ledger::kRoleNurse;
 using ledger::kRolePharmacist;
 using ledger::kRolePrescriber;
 
-constexpr size_t kCareAreaBytesMax = 64;
 constexpr size_t kDrugCodeBytesMax = 64;
 constexpr size_t kEntryIdHexChars = 64;
-// The fastest infusion pumps deliver ~1,200 mL/h; large-volume bags hold a
-// few litres.
-constexpr double kRateMlPerHourMax = 2000;
-constexpr double kVolumeMlMax = 10000;
-constexpr double kDoseValueMax = 1e6;
 
 constexpr std::string_view kRateUnit = "mL/h";
-// UCUM codes accepted for a dose or a dose rate.
-const std::vector<std::string_view> kDoseUnits = {
-    "mg",        "ug",     "g",      "[iU]",   "mmol",    "meq",       "mL",
-    "mg/h",      "ug/h",   "[iU]/h", "mL/h",   "mg/kg/h", "ug/kg/min", "ug/kg/h",
-    "[iU]/kg/h", "mg/min", "ug/min", "mmol/h", "meq/h"};
 const std::vector<std::string_view> kRoutes = {"intravenous", "subcutaneous",   "epidural",
                                                "intrathecal", "intra-arterial", "enteral"};
 const std::vector<std::string_view> kOutcomes = {"verified", "rejected"};
@@ -57,7 +46,7 @@ Result<Quantity> read_quantity(PayloadReader& p, std::string_view field, double 
   if (rate_only) {
     CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", {kRateUnit}));
   } else {
-    CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", kDoseUnits));
+    CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", dose_units()));
   }
   CUSTOS_RETURN_IF_ERROR(q.finish());
   return out;

@@ -221,6 +221,14 @@ Status bad(const std::string& why) {
 }
 }  // namespace
 
+const std::vector<std::string_view>& dose_units() {
+  static const std::vector<std::string_view> kUnits = {
+      "mg",        "ug",     "g",      "[iU]",   "mmol",    "meq",       "mL",
+      "mg/h",      "ug/h",   "[iU]/h", "mL/h",   "mg/kg/h", "ug/kg/min", "ug/kg/h",
+      "[iU]/kg/h", "mg/min", "ug/min", "mmol/h", "meq/h"};
+  return kUnits;
+}
+
 int gs1_check_digit(std::string_view digits) {
   // GS1 mod 10: from the right, weights 3, 1, 3, 1, ...
   int sum = 0;
