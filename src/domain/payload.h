@@ -91,4 +91,15 @@ inline constexpr std::string_view kPseudonymPrefix = "pseudonym:";
 // GS1 mod-10 check digit of the digits before it.
 int gs1_check_digit(std::string_view digits_without_check);
 
+// Clinical ranges shared by orders, pump programming and pump events, so a
+// dose an order may carry is one a pump event may report.
+inline constexpr size_t kCareAreaBytesMax = 64;
+// The fastest infusion pumps deliver ~1,200 mL/h; large-volume bags hold a
+// few litres.
+inline constexpr double kRateMlPerHourMax = 2000;
+inline constexpr double kVolumeMlMax = 10000;
+inline constexpr double kDoseValueMax = 1e6;
+// UCUM codes accepted for a dose or a dose rate.
+const std::vector<std::string_view>& dose_units();
+
 }  // namespace custos::domain

@@ -332,7 +332,9 @@ void check_ledger(int port, const SimulateRun& run, const std::vector<std::strin
     const bool advised = starts_with(id, "sim-icu-") && id.find("-pump") != std::string::npos;
     for (const auto& e : list) {
       EXPECT_EQ(has_flag(e, "firmware-under-advisory"), advised) << e.dump();
-      if (advised) EXPECT_NE(e["flags"].dump().find(kAdvisory), std::string::npos) << e.dump();
+      if (advised) {
+        EXPECT_NE(e["flags"].dump().find(kAdvisory), std::string::npos) << e.dump();
+      }
     }
   }
   // Soft-limit override: a deviation of each affected order's report,
@@ -453,7 +455,9 @@ TEST(SimulateTest, FourNodesWithANodeKilledAndRestarted) {
   bool seen_down = false;
   for (const auto& line : run.lines) seen_down = seen_down || line["nodes_up"][0] == false;
   EXPECT_TRUE(seen_down) << "the summary never showed node 0 down";
-  if (!run.lines.empty()) EXPECT_EQ(run.lines.back()["nodes_up"], Json({true, true, true, true}));
+  if (!run.lines.empty()) {
+    EXPECT_EQ(run.lines.back()["nodes_up"], Json({true, true, true, true}));
+  }
   ASSERT_TRUE(cluster.wait_converged({0, 1, 2, 3}, 1, std::chrono::seconds(30)));
   check_ledger(cluster.api_port(1), run, soft_orders, replayed);
   check_gateway(gw);
