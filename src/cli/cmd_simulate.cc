@@ -117,6 +117,7 @@ struct DeviceSlot {
   Stats* stats = nullptr;
   int64_t clock_offset_s = 0;
   bool online = true;
+  uint64_t offline_since_ms = 0;         // wall clock; 0 while online
   bool rogue_installed = false;          // its later events run the rogue firmware
   uint64_t first_seq = 0, last_seq = 0;  // the sequence numbers this run used
   std::map<uint64_t, Sent> sent;         // by sequence number
@@ -431,7 +432,7 @@ class Simulation {
       const uint64_t now = wall_ms();
       std::vector<Action> due;
       for (auto it = later.begin(); it != later.end();) {
-        if (it->at_ms <= now) {
+        if (it->at_ms <= now && !too_early(*it, now)) {
           due.push_back(std::move(*it));
           it = later.erase(it);
         } else {
@@ -538,11 +539,21 @@ class Simulation {
     if (event == "completion") stats_.completed_orders.push_back(a.subject.substr(6));
   }
 
+  // A network coming back before the outage has lasted its whole length:
+  // the loss may have begun late (the other faults of the moment are sent
+  // first, each over its own TLS connection).
+  bool too_early(const Action& a, uint64_t now_ms) const {
+    if (a.kind != Action::Kind::kNetworkUp) return false;
+    const uint64_t since = slots_[a.device]->offline_since_ms;
+    return since != 0 && now_ms < since + h_.config().ward_outage_ms;
+  }
+
   // The network of one device goes down or comes back (the ward-outage fault).
   void network(DeviceSlot& s, bool up) {
     if (s.online == up) return;
     custos_device_set_offline(s.dev, up ? 0 : 1);
     s.online = up;
+    s.offline_since_ms = up ? 0 : wall_ms();
     std::lock_guard lock(stats_.mu);
     if (!stats_.outage) stats_.outage = Stats::Outage{s.info->care_area, 0, wall_ms(), 0};
     if (up) {

@@ -154,6 +154,16 @@ ConsensusStatus Node::consensus_status() const {
 
 // --- Submission (HTTP threads) ---
 
+// The answer to a statement registered before: that registration, with its
+// flags, so a device resending after a lost acknowledgement still hears
+// that its firmware is unknown.
+namespace {
+Submission already_registered(const ledger::EntryInfo& existing) {
+  return Submission{{existing.id, existing.index, existing.height, existing.gap, existing.flags},
+                    true};
+}
+}  // namespace
+
 Node::Ticket Node::enqueue(ByteView bytes) {
   Ticket t;
   t.start = Clock::now();
@@ -204,8 +214,7 @@ Node::Ticket Node::enqueue(ByteView bytes) {
       if (auto existing = ledger_->entry(t.id); existing.ok()) {
         forget_waiter(t.id, promise);
         t.future = {};
-        t.ready =
-            Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
+        t.ready = already_registered(*existing);
       }
       t.duplicate = true;  // another submission of the same bytes is being registered
       break;
@@ -245,7 +254,7 @@ Result<Submission> Node::await(Ticket& t) {
     // submissions racing): answer with that registration.
     if (r.status().code() == ErrorCode::kReplay) {
       if (auto existing = ledger_->entry(t.id); existing.ok()) {
-        return Submission{{existing->id, existing->index, existing->height, existing->gap}, true};
+        return already_registered(*existing);
       }
     }
     return r.status();

@@ -181,6 +181,43 @@ class DeviceRoutesTest : public ::testing::Test {
   crypto::PrivateKey maker_, biomed_, pump_;
 };
 
+// A device that resends after a lost acknowledgement hears the same flags
+// as the first answer (the gateway passes them on to the device).
+TEST_F(DeviceRoutesTest, AlreadyRegisteredAnswersKeepTheFlags) {
+  seed();
+  cose::StatementHeader hd;
+  hd.content_type = std::string(domain::kTypeFirmwareInstall);
+  hd.issuer = "test";
+  hd.subject = "devices";
+  hd.issued_at_s = now_s();
+  hd.sequence = ++seq_[pump_.public_key().kid()];
+  const Bytes st = cose::sign_statement(
+      pump_, hd,
+      cbor::encode(map({{"version", txt("9.9.9")}, {"image_sha256", digest(h("rogue"))}})));
+  const std::string bytes(st.begin(), st.end());
+  Response first = call("POST", "/v1/entries", {}, bytes, "application/cose");
+  ASSERT_EQ(first.status, 201) << first.body;
+  const json j1 = json::parse(first.body);
+  ASSERT_TRUE(j1.contains("flags")) << first.body;
+  EXPECT_EQ(j1["flags"][0].get<std::string>().rfind("firmware-unknown", 0), 0u) << first.body;
+  Response again = call("POST", "/v1/entries", {}, bytes, "application/cose");
+  ASSERT_EQ(again.status, 200) << again.body;
+  const json j2 = json::parse(again.body);
+  EXPECT_EQ(j2["status"], "already-registered");
+  EXPECT_EQ(j2["flags"], j1["flags"]);
+  EXPECT_EQ(j2["index"], j1["index"]);
+  // The same in a batch answer (the gateway's path).
+  cbor::Array one;
+  one.push_back(cbor::Value::bytes(st));
+  const Bytes batch = cbor::encode(cbor::Value::array(std::move(one)));
+  Response b = call("POST", "/v1/entries/batch", {}, std::string(batch.begin(), batch.end()),
+                    "application/cbor");
+  ASSERT_EQ(b.status, 200) << b.body;
+  const json jb = json::parse(b.body);
+  EXPECT_EQ(jb["results"][0]["status"], "already-registered") << b.body;
+  EXPECT_EQ(jb["results"][0]["flags"], j1["flags"]) << b.body;
+}
+
 TEST_F(DeviceRoutesTest, DevicesAndTheirTimelines) {
   seed();
   json list = get_json("/v1/devices");
