@@ -73,7 +73,7 @@ MQTT=$((API + 300))
 "$B" broker run --dir "$DIR/broker" >"$DIR/broker.log" 2>&1 &
 PIDS+=($!)
 "$B" gateway --broker-dir "$DIR/broker" "${URLS[@]}" --spool-dir "$DIR/spool" \
-  --metrics-listen "127.0.0.1:$((API + 301))" --log-level warn >"$DIR/gateway.log" 2>&1 &
+  --metrics-listen "127.0.0.1:$((API + 301))" --log-level warn ${CUSTOS_GATEWAY_ARGS:-} >"$DIR/gateway.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((API + 301))/metrics" >/dev/null && break; sleep 0.1; done
 echo "provisioning $DEVICES devices..." >&2

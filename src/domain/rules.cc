@@ -1,6 +1,8 @@
 #include "domain/rules.h"
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
 
 #include "crypto/hash.h"
 #include "ledger/policy.h"
@@ -9,11 +11,38 @@ namespace custos::domain {
 
 // --- Apply: typed access to the domain records ---
 
+namespace {
+
+// Decoding a record (a CBOR tree, then its strings) costs more than reading
+// it, and every event of a device reads the same few records: its device,
+// organisation, firmware release, advisories, drug library. So decoded
+// records are kept per thread, keyed by record key and checked against the
+// record's current bytes: a changed record is decoded afresh, and nothing
+// ever needs invalidating (a rolled-back block's records simply mismatch).
+template <typename T>
+struct DecodedRecords {
+  struct Slot {
+    Bytes bytes;
+    T value;
+  };
+  std::unordered_map<std::string, Slot> slots;
+};
+constexpr size_t kDecodedRecordsPerTypeMax = 4096;  // then the cache starts over
+
+}  // namespace
+
 template <typename T>
 Result<std::optional<T>> Apply::load(const Bytes& key) const {
   CUSTOS_ASSIGN_OR_RETURN(std::optional<Bytes> bytes, state.get(key));
   if (!bytes) return std::optional<T>();
+  thread_local DecodedRecords<T> cache;
+  std::string cache_key(key.begin(), key.end());
+  if (auto it = cache.slots.find(cache_key); it != cache.slots.end() && it->second.bytes == *bytes)
+    return std::optional<T>(it->second.value);
   CUSTOS_ASSIGN_OR_RETURN(T value, T::decode(*bytes));
+  if (cache.slots.size() >= kDecodedRecordsPerTypeMax) cache.slots.clear();
+  cache.slots.insert_or_assign(std::move(cache_key),
+                               typename DecodedRecords<T>::Slot{std::move(*bytes), value});
   return std::optional<T>(std::move(value));
 }
 
