@@ -58,12 +58,42 @@ void run(CLI::App* cmd, std::function<Status()> f) {
   });
 }
 
+// A subcommand with --node and --json that runs `action` on its options.
+// The options are shared: CLI11 fills them when it parses, the callback
+// reads them later.
+template <typename Options>
+CLI::App* add_command(CLI::App* parent, const char* name, const char* help,
+                      std::shared_ptr<Options> o, Status (*action)(const Options&)) {
+  CLI::App* cmd = parent->add_subcommand(name, help);
+  add_conn(cmd, o->c);
+  run(cmd, [o, action] { return action(*o); });
+  return cmd;
+}
+
+// --cursor and --limit, the same on every paged read.
+void add_paging(CLI::App* cmd, std::string& cursor, size_t& limit, const char* limit_help) {
+  cmd->add_option("--cursor", cursor, "Continue from a previous page");
+  cmd->add_option("--limit", limit, limit_help)->capture_default_str();
+}
+
 Result<json> fetch(NodeClient& client, const std::string& path) {
   CUSTOS_ASSIGN_OR_RETURN(HttpReply reply, client.get(path));
   if (!reply.ok()) return reply_error(reply);
   json j = json::parse(reply.body, nullptr, false);
   if (j.is_discarded()) return error(ErrorCode::kMalformed, "the node answered with invalid JSON");
   return j;
+}
+
+Result<json> fetch(const Conn& c, const std::string& path) {
+  NodeClient client(c.node);
+  return fetch(client, path);
+}
+
+// The --json form of every command: the node's answer, indented. Returns
+// whether it printed it (then the text form is skipped).
+bool printed_as_json(const Conn& c, const json& answer) {
+  if (c.json) std::printf("%s\n", answer.dump(2).c_str());
+  return c.json;
 }
 
 // "?a=1&b=x" from the pairs whose value is not empty.
@@ -119,8 +149,10 @@ std::string evidence_text(const json& e) {
          ")";
 }
 
+using Rows = std::vector<std::vector<std::string>>;
+
 // Prints rows as aligned columns (the last column is not padded).
-void print_table(const std::vector<std::vector<std::string>>& rows) {
+void print_table(const Rows& rows) {
   if (rows.empty()) return;
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows) {
@@ -143,6 +175,28 @@ void print_more(const json& page, const std::string& hint) {
   if (page.contains("next_cursor") && at(page, "next_cursor").is_string())
     std::printf("(more: %s --cursor %s)\n", hint.c_str(),
                 at(page, "next_cursor").get<std::string>().c_str());
+}
+
+// One page of a list: its rows under their header (rows[0]), or `none` when
+// the page holds no rows, then how to ask for the next page (`more_hint` is
+// the command that continues it).
+void print_page(const Rows& rows, const std::string& none, const json& page,
+                const std::string& more_hint) {
+  if (rows.size() == 1)
+    std::printf("%s\n", none.c_str());
+  else
+    print_table(rows);
+  print_more(page, more_hint);
+}
+
+// "ADV-1 (high); ADV-2 (low)", each with " fixed in <version>" if asked.
+std::string advisories_text(const json& advisories, bool with_fix) {
+  std::string out;
+  for (const auto& a : advisories) {
+    out += (out.empty() ? "" : "; ") + str(a, "id") + " (" + str(a, "severity") + ")";
+    if (with_fix && a.contains("fixed_in")) out += " fixed in " + str(a, "fixed_in");
+  }
+  return out.empty() ? "none" : out;
 }
 
 // SHA-256 of a file, read in chunks (firmware images can be large).
@@ -217,10 +271,7 @@ Status submit(const Conn& c, const std::string& key_path, std::string_view type,
                                    "application/cose"));
   if (!reply.ok()) return reply_error(reply);
   json doc = json::parse(reply.body, nullptr, false);
-  if (c.json) {
-    std::printf("%s\n", doc.dump(2).c_str());
-    return Status();
-  }
+  if (printed_as_json(c, doc)) return Status();
   std::printf("%s: entry %s at log index %s\n", message.c_str(), str(doc, "id", "?").c_str(),
               str(doc, "index", "?").c_str());
   for (const auto& f : doc.value("flags", json::array()))
@@ -344,15 +395,11 @@ struct ShowOptions {
 };
 
 Status device_show(const ShowOptions& o) {
-  NodeClient client(o.c.node);
-  CUSTOS_ASSIGN_OR_RETURN(json d, fetch(client, "/v1/devices/" + path_id(o.id)));
-  if (o.c.json) {
-    std::printf("%s\n", d.dump(2).c_str());
-    return Status();
-  }
+  CUSTOS_ASSIGN_OR_RETURN(json d, fetch(o.c, "/v1/devices/" + path_id(o.id)));
+  if (printed_as_json(o.c, d)) return Status();
   std::printf("%s  %s %s  (%s)\n", str(d, "id").c_str(), str(d, "class").c_str(),
               str(d, "model").c_str(), str(d, "status").c_str());
-  std::vector<std::vector<std::string>> rows;
+  Rows rows;
   rows.push_back({"  UDI", str(at(d, "udi"), "hrf")});
   rows.push_back({"  maker", str(d, "maker")});
   rows.push_back({"  holder", str(d, "holder")});
@@ -373,12 +420,7 @@ Status device_show(const ShowOptions& o) {
   }
   if (!at(d, "key").is_null())
     rows.push_back({"  key", str(at(d, "key"), "kid") + " (" + str(at(d, "key"), "status") + ")"});
-  std::string advs;
-  for (const auto& a : at(d, "advisories")) {
-    advs += (advs.empty() ? "" : "; ") + str(a, "id") + " (" + str(a, "severity") + ")";
-    if (a.contains("fixed_in")) advs += " fixed in " + str(a, "fixed_in");
-  }
-  rows.push_back({"  advisories", advs.empty() ? "none" : advs});
+  rows.push_back({"  advisories", advisories_text(at(d, "advisories"), true)});
   print_table(rows);
   return Status();
 }
@@ -391,19 +433,15 @@ struct TimelineOptions {
 };
 
 Status device_timeline(const TimelineOptions& o) {
-  NodeClient client(o.c.node);
   const std::string path = "/v1/devices/" + path_id(o.id) + "/timeline" +
                            query({{"from", o.from},
                                   {"to", o.to},
                                   {"cursor", o.cursor},
                                   {"limit", std::to_string(o.limit)},
                                   {"order", o.newest_first ? "desc" : ""}});
-  CUSTOS_ASSIGN_OR_RETURN(json page, fetch(client, path));
-  if (o.c.json) {
-    std::printf("%s\n", page.dump(2).c_str());
-    return Status();
-  }
-  std::vector<std::vector<std::string>> rows{{"TIME", "INDEX", "SIGNER", "WHAT", "FLAGS"}};
+  CUSTOS_ASSIGN_OR_RETURN(json page, fetch(o.c, path));
+  if (printed_as_json(o.c, page)) return Status();
+  Rows rows{{"TIME", "INDEX", "SIGNER", "WHAT", "FLAGS"}};
   for (const auto& e : at(page, "entries")) {
     std::string flags = joined(e.value("flags", json::array()), "; ");
     if (e.contains("sequence_gap"))
@@ -411,11 +449,8 @@ Status device_timeline(const TimelineOptions& o) {
     rows.push_back({when(e, "registered_at"), "#" + str(e, "index"), signer_text(at(e, "signer")),
                     str(e, "summary"), flags});
   }
-  if (rows.size() == 1)
-    std::printf("no entries for %s in this range\n", o.id.c_str());
-  else
-    print_table(rows);
-  print_more(page, "custos device timeline " + o.id);
+  print_page(rows, "no entries for " + o.id + " in this range", page,
+             "custos device timeline " + o.id);
   return Status();
 }
 
@@ -494,10 +529,8 @@ Status device_state(const StateOptions& o) {
   NodeClient client(o.c.node);
   CUSTOS_ASSIGN_OR_RETURN(
       json s, fetch(client, "/v1/devices/" + path_id(o.id) + "/state" + query({{"at", o.at}})));
-  if (o.c.json) {
-    std::printf("%s\n", s.dump(2).c_str());
+  if (printed_as_json(o.c, s))
     return o.evidence_dir.empty() ? Status() : save_evidence(client, s, o.evidence_dir, false);
-  }
   std::printf("%s (%s %s, maker %s) at %s, entries up to #%llu\n", str(s, "device").c_str(),
               str(s, "class").c_str(), str(s, "model").c_str(), str(s, "maker").c_str(),
               when(s, "at").c_str(),
@@ -540,30 +573,21 @@ struct ListOptions {
 };
 
 Status device_list(const ListOptions& o) {
-  NodeClient client(o.c.node);
-  CUSTOS_ASSIGN_OR_RETURN(
-      json page, fetch(client, "/v1/devices" + query({{"holder", o.holder},
-                                                      {"maker", o.maker},
-                                                      {"class", o.device_class},
-                                                      {"cursor", o.cursor},
-                                                      {"limit", std::to_string(o.limit)}})));
-  if (o.c.json) {
-    std::printf("%s\n", page.dump(2).c_str());
-    return Status();
-  }
-  std::vector<std::vector<std::string>> rows{
-      {"ID", "CLASS", "MODEL", "HOLDER", "CARE AREA", "LOCATION", "FIRMWARE", "STATUS"}};
+  CUSTOS_ASSIGN_OR_RETURN(json page,
+                          fetch(o.c, "/v1/devices" + query({{"holder", o.holder},
+                                                            {"maker", o.maker},
+                                                            {"class", o.device_class},
+                                                            {"cursor", o.cursor},
+                                                            {"limit", std::to_string(o.limit)}})));
+  if (printed_as_json(o.c, page)) return Status();
+  Rows rows{{"ID", "CLASS", "MODEL", "HOLDER", "CARE AREA", "LOCATION", "FIRMWARE", "STATUS"}};
   for (const auto& d : at(page, "devices")) {
     rows.push_back({str(d, "id"), str(d, "class"), str(d, "model"), str(d, "holder"),
                     str(d, "care_area", "-"), str(d, "location", "-"),
                     d.contains("firmware") ? str(at(d, "firmware"), "version") : "-",
                     str(d, "status")});
   }
-  if (rows.size() == 1)
-    std::printf("no devices\n");
-  else
-    print_table(rows);
-  print_more(page, "custos device list");
+  print_page(rows, "no devices", page, "custos device list");
   return Status();
 }
 
@@ -606,39 +630,23 @@ struct FirmwareReadOptions {
 };
 
 Status firmware_list(const FirmwareReadOptions& o) {
-  NodeClient client(o.c.node);
   CUSTOS_ASSIGN_OR_RETURN(
-      json page,
-      fetch(client, "/v1/firmware/" + path_id(o.maker) +
-                        query({{"cursor", o.cursor}, {"limit", std::to_string(o.limit)}})));
-  if (o.c.json) {
-    std::printf("%s\n", page.dump(2).c_str());
-    return Status();
-  }
-  std::vector<std::vector<std::string>> rows{{"VERSION", "INDEX", "MODELS", "IMAGE SHA-256"}};
+      json page, fetch(o.c, "/v1/firmware/" + path_id(o.maker) +
+                                query({{"cursor", o.cursor}, {"limit", std::to_string(o.limit)}})));
+  if (printed_as_json(o.c, page)) return Status();
+  Rows rows{{"VERSION", "INDEX", "MODELS", "IMAGE SHA-256"}};
   for (const auto& r : at(page, "releases"))
     rows.push_back({str(r, "version"), "#" + str(r, "index"), joined(at(r, "models")),
                     str(r, "image_sha256")});
-  if (rows.size() == 1)
-    std::printf("%s has released no firmware\n", o.maker.c_str());
-  else
-    print_table(rows);
-  print_more(page, "custos firmware list " + o.maker);
+  print_page(rows, o.maker + " has released no firmware", page, "custos firmware list " + o.maker);
   return Status();
 }
 
 Status firmware_show(const FirmwareReadOptions& o) {
-  NodeClient client(o.c.node);
   CUSTOS_ASSIGN_OR_RETURN(
-      json r, fetch(client, "/v1/firmware/" + path_id(o.maker) + "/" + path_id(o.version)));
-  if (o.c.json) {
-    std::printf("%s\n", r.dump(2).c_str());
-    return Status();
-  }
+      json r, fetch(o.c, "/v1/firmware/" + path_id(o.maker) + "/" + path_id(o.version)));
+  if (printed_as_json(o.c, r)) return Status();
   std::printf("%s firmware %s\n", str(r, "maker").c_str(), str(r, "version").c_str());
-  std::string advs;
-  for (const auto& a : at(r, "advisories"))
-    advs += (advs.empty() ? "" : "; ") + str(a, "id") + " (" + str(a, "severity") + ")";
   print_table(
       {{"  released", evidence_text(at(r, "released"))},
        {"  image", str(r, "image_sha256")},
@@ -646,7 +654,7 @@ Status firmware_show(const FirmwareReadOptions& o) {
        {"  models", joined(at(r, "models"))},
        {"  running on", str(r, "devices_running") +
                             (r.value("devices_running_capped", false) ? "+" : "") + " device(s)"},
-       {"  advisories", advs.empty() ? "none" : advs}});
+       {"  advisories", advisories_text(at(r, "advisories"), false)}});
   return Status();
 }
 
@@ -682,12 +690,8 @@ std::string advisory_line(const json& a) {
 }
 
 Status advisory_show(const AdvisoryOptions& o) {
-  NodeClient client(o.c.node);
-  CUSTOS_ASSIGN_OR_RETURN(json a, fetch(client, "/v1/advisories/" + path_id(o.id)));
-  if (o.c.json) {
-    std::printf("%s\n", a.dump(2).c_str());
-    return Status();
-  }
+  CUSTOS_ASSIGN_OR_RETURN(json a, fetch(o.c, "/v1/advisories/" + path_id(o.id)));
+  if (printed_as_json(o.c, a)) return Status();
   std::printf("%s\n", advisory_line(a).c_str());
   print_table({{"  published", evidence_text(at(a, "published")) + " by " + str(a, "issuer")},
                {"  CVEs", at(a, "cves").empty() ? "none named" : joined(at(a, "cves"))},
@@ -699,20 +703,16 @@ Status advisory_show(const AdvisoryOptions& o) {
 }
 
 Status advisory_exposure(const AdvisoryOptions& o) {
-  NodeClient client(o.c.node);
   CUSTOS_ASSIGN_OR_RETURN(
-      json e, fetch(client, "/v1/advisories/" + path_id(o.id) + "/exposure" +
-                                query({{"cursor", o.cursor}, {"limit", std::to_string(o.limit)}})));
-  if (o.c.json) {
-    std::printf("%s\n", e.dump(2).c_str());
-    return Status();
-  }
+      json e, fetch(o.c, "/v1/advisories/" + path_id(o.id) + "/exposure" +
+                             query({{"cursor", o.cursor}, {"limit", std::to_string(o.limit)}})));
+  if (printed_as_json(o.c, e)) return Status();
   std::printf("%s\n%s device(s) exposed\n", advisory_line(at(e, "advisory")).c_str(),
               str(e, "device_count").c_str());
   for (const auto& h : at(e, "holders")) {
     std::printf("\n%s (%s%s)\n", str(h, "holder").c_str(), str(h, "kind", "unknown").c_str(),
                 h.contains("name") ? (", " + str(h, "name")).c_str() : "");
-    std::vector<std::vector<std::string>> rows;
+    Rows rows;
     for (const auto& d : at(h, "devices"))
       rows.push_back(
           {"  " + str(d, "id"), str(d, "model"), str(d, "care_area", "not installed"),
@@ -725,25 +725,16 @@ Status advisory_exposure(const AdvisoryOptions& o) {
 }
 
 Status advisory_list(const AdvisoryOptions& o) {
-  NodeClient client(o.c.node);
   CUSTOS_ASSIGN_OR_RETURN(
-      json page, fetch(client, "/v1/advisories" + query({{"maker", o.maker},
-                                                         {"cursor", o.cursor},
-                                                         {"limit", std::to_string(o.limit)}})));
-  if (o.c.json) {
-    std::printf("%s\n", page.dump(2).c_str());
-    return Status();
-  }
-  std::vector<std::vector<std::string>> rows{
-      {"ID", "SEVERITY", "MAKER", "VERSIONS", "PUBLISHED", "BY"}};
+      json page, fetch(o.c, "/v1/advisories" + query({{"maker", o.maker},
+                                                      {"cursor", o.cursor},
+                                                      {"limit", std::to_string(o.limit)}})));
+  if (printed_as_json(o.c, page)) return Status();
+  Rows rows{{"ID", "SEVERITY", "MAKER", "VERSIONS", "PUBLISHED", "BY"}};
   for (const auto& a : at(page, "advisories"))
     rows.push_back({str(a, "id"), str(a, "severity"), str(a, "maker"), joined(at(a, "versions")),
                     when(a, "published_at"), str(a, "issuer")});
-  if (rows.size() == 1)
-    std::printf("no advisories\n");
-  else
-    print_table(rows);
-  print_more(page, "custos advisory list");
+  print_page(rows, "no advisories", page, "custos advisory list");
   return Status();
 }
 
@@ -767,15 +758,11 @@ Status library_release(const LibraryOptions& o) {
 }
 
 Status library_show(const LibraryOptions& o) {
-  NodeClient client(o.c.node);
-  CUSTOS_ASSIGN_OR_RETURN(json l, fetch(client, "/v1/drug-libraries/" + path_id(o.hospital)));
-  if (o.c.json) {
-    std::printf("%s\n", l.dump(2).c_str());
-    return Status();
-  }
+  CUSTOS_ASSIGN_OR_RETURN(json l, fetch(o.c, "/v1/drug-libraries/" + path_id(o.hospital)));
+  if (printed_as_json(o.c, l)) return Status();
   std::printf("%s: drug library %s since %s\n", o.hospital.c_str(),
               str(at(l, "current"), "version").c_str(), when(at(l, "current"), "since").c_str());
-  std::vector<std::vector<std::string>> rows{{"  VERSION", "RELEASED", "SHA-256"}};
+  Rows rows{{"  VERSION", "RELEASED", "SHA-256"}};
   for (const auto& h : at(l, "history"))
     rows.push_back({"  " + str(h, "version"), evidence_text(at(h, "released")), str(h, "sha256")});
   print_table(rows);
@@ -786,9 +773,9 @@ Status library_show(const LibraryOptions& o) {
 
 void add_device_statements(CLI::App* device) {
   auto reg = std::make_shared<RegisterOptions>();
-  CLI::App* r = device->add_subcommand(
-      "register", "Register a device with its own key (signed by a maker's engineer)");
-  add_conn(r, reg->c);
+  CLI::App* r = add_command(device, "register",
+                            "Register a device with its own key (signed by a maker's engineer)",
+                            reg, device_register);
   r->add_option("--key", reg->key, "Signer's private key PEM (biomed or org-admin of a maker)")
       ->required();
   r->add_option("--device-key", reg->device_key, "The device's public (or private) key PEM")
@@ -808,50 +795,45 @@ void add_device_statements(CLI::App* device) {
                 "Firmware the device leaves the factory with");
   r->add_option("--firmware-image", reg->fw_image, "Its image file (hashed here)");
   r->add_option("--firmware-image-sha256", reg->fw_image_sha256, "... or its SHA-256 in hex");
-  run(r, [reg] { return device_register(*reg); });
 
   auto tr = std::make_shared<DeviceStatementOptions>();
-  CLI::App* t = device->add_subcommand(
-      "transfer", "Hand custody of a device to another organisation (signed by the holder)");
-  add_conn(t, tr->c);
+  CLI::App* t = add_command(
+      device, "transfer", "Hand custody of a device to another organisation (signed by the holder)",
+      tr, device_transfer);
   t->add_option("--key", tr->key, "Signer's private key PEM (biomed or org-admin of the holder)")
       ->required();
   t->add_option("--id", tr->id, "Device id")->required();
   t->add_option("--to", tr->to, "Organisation receiving it (maker, distributor or hospital)")
       ->required();
-  run(t, [tr] { return device_transfer(*tr); });
 
   auto in = std::make_shared<DeviceStatementOptions>();
-  CLI::App* i = device->add_subcommand("install", "Record where a hospital installs a device");
-  add_conn(i, in->c);
+  CLI::App* i = add_command(device, "install", "Record where a hospital installs a device", in,
+                            device_install);
   i->add_option("--key", in->key,
                 "Signer's private key PEM (biomed or org-admin of the holding hospital)")
       ->required();
   i->add_option("--id", in->id, "Device id")->required();
   i->add_option("--care-area", in->care_area, "Care area, e.g. icu")->required();
   i->add_option("--location", in->location, "Location, e.g. \"bed 4\"")->required();
-  run(i, [in] { return device_install(*in); });
 
   auto mt = std::make_shared<DeviceStatementOptions>();
-  CLI::App* m = device->add_subcommand(
-      "maintain", "Record maintenance of a device (by its holder or its maker)");
-  add_conn(m, mt->c);
+  CLI::App* m =
+      add_command(device, "maintain", "Record maintenance of a device (by its holder or its maker)",
+                  mt, device_maintain);
   m->add_option("--key", mt->key, "Signer's private key PEM")->required();
   m->add_option("--id", mt->id, "Device id")->required();
   m->add_option("--kind", mt->kind, "preventive, repair, calibration, inspection or software")
       ->required();
   m->add_option("--outcome", mt->outcome, "pass, fail or not-applicable")->required();
   m->add_option("--note", mt->note, "A short note (never about a patient)");
-  run(m, [mt] { return device_maintain(*mt); });
 
   auto dc = std::make_shared<DeviceStatementOptions>();
-  CLI::App* d = device->add_subcommand(
-      "decommission", "Take a device out of service and revoke its key (by its holder)");
-  add_conn(d, dc->c);
+  CLI::App* d = add_command(device, "decommission",
+                            "Take a device out of service and revoke its key (by its holder)", dc,
+                            device_decommission);
   d->add_option("--key", dc->key, "Signer's private key PEM")->required();
   d->add_option("--id", dc->id, "Device id")->required();
   d->add_option("--reason", dc->reason, "Why")->required();
-  run(d, [dc] { return device_decommission(*dc); });
 
   auto ev = std::make_shared<EventOptions>();
   CLI::App* e = device->add_subcommand(
@@ -868,44 +850,36 @@ void add_device_statements(CLI::App* device) {
 
 void add_device_reads(CLI::App* device) {
   auto sh = std::make_shared<ShowOptions>();
-  CLI::App* s = device->add_subcommand(
-      "show", "Show a device: UDI, holder, installation, firmware, key, advisories");
-  add_conn(s, sh->c);
+  CLI::App* s = add_command(device, "show",
+                            "Show a device: UDI, holder, installation, firmware, key, advisories",
+                            sh, device_show);
   s->add_option("id", sh->id, "Device id")->required();
-  run(s, [sh] { return device_show(*sh); });
 
   auto tl = std::make_shared<TimelineOptions>();
-  CLI::App* t = device->add_subcommand(
-      "timeline", "A device's signed history: time, signer, what happened, flags");
-  add_conn(t, tl->c);
+  CLI::App* t = add_command(device, "timeline",
+                            "A device's signed history: time, signer, what happened, flags", tl,
+                            device_timeline);
   t->add_option("id", tl->id, "Device id")->required();
   t->add_option("--from", tl->from, "From (inclusive): ms since 1970 or 2026-11-23T10:00:00Z");
   t->add_option("--to", tl->to, "To (exclusive)");
-  t->add_option("--cursor", tl->cursor, "Continue from a previous page");
-  t->add_option("--limit", tl->limit, "Entries per page (1 to 500)")->capture_default_str();
+  add_paging(t, tl->cursor, tl->limit, "Entries per page (1 to 500)");
   t->add_flag("--newest-first", tl->newest_first, "Newest entries first");
-  run(t, [tl] { return device_timeline(*tl); });
 
   auto st = std::make_shared<StateOptions>();
-  CLI::App* a =
-      device->add_subcommand("state", "What a device ran and where it was at a given time");
-  add_conn(a, st->c);
+  CLI::App* a = add_command(device, "state", "What a device ran and where it was at a given time",
+                            st, device_state);
   a->add_option("id", st->id, "Device id")->required();
   a->add_option("--at", st->at, "The time: ms since 1970 or 2026-11-23T10:00:00Z")->required();
   a->add_option("--evidence-dir", st->evidence_dir,
                 "Also save the statement and receipt of every entry the answer rests on here "
                 "(check them offline with custos verify)");
-  run(a, [st] { return device_state(*st); });
 
   auto ls = std::make_shared<ListOptions>();
-  CLI::App* l = device->add_subcommand("list", "List devices");
-  add_conn(l, ls->c);
+  CLI::App* l = add_command(device, "list", "List devices", ls, device_list);
   l->add_option("--holder", ls->holder, "Only those this organisation holds");
   l->add_option("--maker", ls->maker, "Only this maker's");
   l->add_option("--class", ls->device_class, "Only this class, e.g. infusion-pump");
-  l->add_option("--cursor", ls->cursor, "Continue from a previous page");
-  l->add_option("--limit", ls->limit, "Devices per page (1 to 1000)")->capture_default_str();
-  run(l, [ls] { return device_list(*ls); });
+  add_paging(l, ls->cursor, ls->limit, "Devices per page (1 to 1000)");
 }
 
 void add_firmware_commands(CLI::App& app) {
@@ -914,8 +888,8 @@ void add_firmware_commands(CLI::App& app) {
   fw->require_subcommand(1);
   auto rel = std::make_shared<ReleaseOptions>();
   CLI::App* r =
-      fw->add_subcommand("release", "Release a firmware version (signed by a maker's engineer)");
-  add_conn(r, rel->c);
+      add_command(fw, "release", "Release a firmware version (signed by a maker's engineer)", rel,
+                  firmware_release);
   r->add_option("--key", rel->key, "Signer's private key PEM (biomed or org-admin of a maker)")
       ->required();
   r->add_option("--version", rel->version, "Version, e.g. 2.0.0")->required();
@@ -926,33 +900,27 @@ void add_firmware_commands(CLI::App& app) {
   r->add_option("--models", rel->models, "Models it is approved for (comma separated)")
       ->delimiter(',')
       ->required();
-  run(r, [rel] { return firmware_release(*rel); });
 
   auto ins = std::make_shared<FirmwareInstallOptions>();
-  CLI::App* i = fw->add_subcommand(
-      "install", "Attest a firmware installation, signed with the device's own key");
-  add_conn(i, ins->c);
+  CLI::App* i =
+      add_command(fw, "install", "Attest a firmware installation, signed with the device's own key",
+                  ins, firmware_install);
   i->add_option("--key", ins->key, "The device's private key PEM")->required();
   i->add_option("--version", ins->version, "Installed version")->required();
   i->add_option("--image", ins->image, "Installed image file (hashed here)");
   i->add_option("--image-sha256", ins->image_sha256, "... or its SHA-256 in hex");
-  run(i, [ins] { return firmware_install(*ins); });
 
   auto ls = std::make_shared<FirmwareReadOptions>();
-  CLI::App* l = fw->add_subcommand("list", "A maker's firmware releases");
-  add_conn(l, ls->c);
+  CLI::App* l = add_command(fw, "list", "A maker's firmware releases", ls, firmware_list);
   l->add_option("maker", ls->maker, "Maker (organisation id)")->required();
-  l->add_option("--cursor", ls->cursor, "Continue from a previous page");
-  l->add_option("--limit", ls->limit, "Releases per page (1 to 1000)")->capture_default_str();
-  run(l, [ls] { return firmware_list(*ls); });
+  add_paging(l, ls->cursor, ls->limit, "Releases per page (1 to 1000)");
 
   auto sh = std::make_shared<FirmwareReadOptions>();
-  CLI::App* s = fw->add_subcommand(
-      "show", "One release: image, SBOM, models, advisories, devices running it");
-  add_conn(s, sh->c);
+  CLI::App* s =
+      add_command(fw, "show", "One release: image, SBOM, models, advisories, devices running it",
+                  sh, firmware_show);
   s->add_option("maker", sh->maker, "Maker (organisation id)")->required();
   s->add_option("version", sh->version, "Version")->required();
-  run(s, [sh] { return firmware_show(*sh); });
 }
 
 void add_advisory_commands(CLI::App& app) {
@@ -960,9 +928,9 @@ void add_advisory_commands(CLI::App& app) {
       app.add_subcommand("advisory", "Security and safety advisories on device firmware");
   adv->require_subcommand(1);
   auto pub = std::make_shared<AdvisoryOptions>();
-  CLI::App* p = adv->add_subcommand(
-      "publish", "Publish an advisory (by a regulator, or a maker for its own devices)");
-  add_conn(p, pub->c);
+  CLI::App* p = add_command(adv, "publish",
+                            "Publish an advisory (by a regulator, or a maker for its own devices)",
+                            pub, advisory_publish);
   p->add_option("--key", pub->key,
                 "Signer's private key PEM (org-admin, auditor or biomed of a regulator or maker)")
       ->required();
@@ -977,31 +945,22 @@ void add_advisory_commands(CLI::App& app) {
   p->add_option("--severity", pub->severity, "low, medium, high or critical")->required();
   p->add_option("--fixed-in", pub->fixed_in, "Firmware version that fixes it");
   p->add_option("--summary", pub->summary, "A short summary");
-  run(p, [pub] { return advisory_publish(*pub); });
 
   auto sh = std::make_shared<AdvisoryOptions>();
-  CLI::App* s = adv->add_subcommand("show", "Show an advisory");
-  add_conn(s, sh->c);
+  CLI::App* s = add_command(adv, "show", "Show an advisory", sh, advisory_show);
   s->add_option("id", sh->id, "Advisory id")->required();
-  run(s, [sh] { return advisory_show(*sh); });
 
   auto ex = std::make_shared<AdvisoryOptions>();
-  CLI::App* e =
-      adv->add_subcommand("exposure", "Devices running affected firmware now, per holder");
-  add_conn(e, ex->c);
+  CLI::App* e = add_command(adv, "exposure", "Devices running affected firmware now, per holder",
+                            ex, advisory_exposure);
   e->add_option("id", ex->id, "Advisory id")->required();
-  e->add_option("--cursor", ex->cursor, "Continue from a previous page");
-  e->add_option("--limit", ex->limit, "Devices per page (1 to 10000)")->capture_default_str();
-  run(e, [ex] { return advisory_exposure(*ex); });
+  add_paging(e, ex->cursor, ex->limit, "Devices per page (1 to 10000)");
 
   auto ls = std::make_shared<AdvisoryOptions>();
   ls->limit = 100;
-  CLI::App* l = adv->add_subcommand("list", "List advisories");
-  add_conn(l, ls->c);
+  CLI::App* l = add_command(adv, "list", "List advisories", ls, advisory_list);
   l->add_option("--maker", ls->maker, "Only those concerning this maker");
-  l->add_option("--cursor", ls->cursor, "Continue from a previous page");
-  l->add_option("--limit", ls->limit, "Advisories per page (1 to 1000)")->capture_default_str();
-  run(l, [ls] { return advisory_list(*ls); });
+  add_paging(l, ls->cursor, ls->limit, "Advisories per page (1 to 1000)");
 }
 
 void add_library_commands(CLI::App& app) {
@@ -1010,8 +969,8 @@ void add_library_commands(CLI::App& app) {
   lib->require_subcommand(1);
   auto rel = std::make_shared<LibraryOptions>();
   CLI::App* r =
-      lib->add_subcommand("release", "Release a new drug library version (signed for a hospital)");
-  add_conn(r, rel->c);
+      add_command(lib, "release", "Release a new drug library version (signed for a hospital)", rel,
+                  library_release);
   r->add_option("--key", rel->key,
                 "Signer's private key PEM (pharmacist, biomed or org-admin of a hospital)")
       ->required();
@@ -1020,13 +979,11 @@ void add_library_commands(CLI::App& app) {
   r->add_option("--file-sha256", rel->sha256, "... or its SHA-256 in hex");
   r->add_option("--care-areas", rel->care_areas, "Care areas it covers (comma separated)")
       ->delimiter(',');
-  run(r, [rel] { return library_release(*rel); });
 
   auto sh = std::make_shared<LibraryOptions>();
-  CLI::App* s = lib->add_subcommand("show", "A hospital's current library and recent releases");
-  add_conn(s, sh->c);
+  CLI::App* s = add_command(lib, "show", "A hospital's current library and recent releases", sh,
+                            library_show);
   s->add_option("hospital", sh->hospital, "Hospital (organisation id)")->required();
-  run(s, [sh] { return library_show(*sh); });
 }
 
 }  // namespace

@@ -37,10 +37,17 @@ struct RecordOptions {
   bool json = false;
 };
 
-Bytes payload(std::initializer_list<std::pair<const char*, cbor::Value>> fields) {
+// Signs a statement about o.patient with o.key: the pseudonym is both the
+// CWT subject and the payload's first field, "patient" (the node refuses a
+// patient statement whose two differ), followed by `fields`.
+Result<Bytes> sign_patient_statement(
+    NodeClient& client, const RecordOptions& o, std::string_view type,
+    std::initializer_list<std::pair<const char*, cbor::Value>> fields) {
   cbor::Map m;
+  m.emplace_back(cbor::text("patient"), cbor::text(o.patient));
   for (const auto& [k, v] : fields) m.emplace_back(cbor::text(k), v);
-  return cbor::encode(cbor::Value::map(std::move(m)));
+  return sign_admin_statement(client, o.key, std::string(type), o.patient,
+                              cbor::encode(cbor::Value::map(std::move(m))));
 }
 
 Result<json> post_json(NodeClient& client, const std::string& path, const Bytes& body,
@@ -79,12 +86,10 @@ Status put_record(const RecordOptions& o) {
   const Hash256 commitment = domain::record_commitment(salt, content);
   NodeClient client(o.node);
   CUSTOS_ASSIGN_OR_RETURN(
-      Bytes statement,
-      sign_admin_statement(client, o.key, std::string(domain::kTypeClinicalRecord), o.patient,
-                           payload({{"patient", cbor::text(o.patient)},
-                                    {"record", cbor::text(o.record)},
-                                    {"content_type", cbor::text(o.content_type)},
-                                    {"commitment", domain::digest_value(commitment)}})));
+      Bytes statement, sign_patient_statement(client, o, domain::kTypeClinicalRecord,
+                                              {{"record", cbor::text(o.record)},
+                                               {"content_type", cbor::text(o.content_type)},
+                                               {"commitment", domain::digest_value(commitment)}}));
   cbor::Map body;
   body.emplace_back(cbor::text("statement"), cbor::Value::bytes(statement));
   body.emplace_back(cbor::text("content"), cbor::Value::bytes(content));
@@ -112,13 +117,11 @@ Result<Hash256> ledger_commitment(NodeClient& client, const std::string& patient
 
 Status get_record(const RecordOptions& o) {
   NodeClient client(o.node);
-  CUSTOS_ASSIGN_OR_RETURN(
-      Bytes statement,
-      sign_admin_statement(client, o.key, std::string(domain::kTypeRecordAccess), o.patient,
-                           payload({{"patient", cbor::text(o.patient)},
-                                    {"record", cbor::text(o.record)},
-                                    {"purpose", cbor::text(o.purpose)},
-                                    {"who", cbor::text(o.who)}})));
+  CUSTOS_ASSIGN_OR_RETURN(Bytes statement,
+                          sign_patient_statement(client, o, domain::kTypeRecordAccess,
+                                                 {{"record", cbor::text(o.record)},
+                                                  {"purpose", cbor::text(o.purpose)},
+                                                  {"who", cbor::text(o.who)}}));
   CUSTOS_ASSIGN_OR_RETURN(json doc,
                           post_json(client, "/v1/records/access", statement, "application/cose"));
   auto content = base64_decode(doc.value("content_base64", ""));
@@ -149,11 +152,9 @@ Status get_record(const RecordOptions& o) {
 
 Status erase_patient(const RecordOptions& o) {
   NodeClient client(o.node);
-  CUSTOS_ASSIGN_OR_RETURN(
-      Bytes statement,
-      sign_admin_statement(
-          client, o.key, std::string(domain::kTypeRecordErasure), o.patient,
-          payload({{"patient", cbor::text(o.patient)}, {"reason", cbor::text(o.reason)}})));
+  CUSTOS_ASSIGN_OR_RETURN(Bytes statement,
+                          sign_patient_statement(client, o, domain::kTypeRecordErasure,
+                                                 {{"reason", cbor::text(o.reason)}}));
   CUSTOS_ASSIGN_OR_RETURN(json doc,
                           post_json(client, "/v1/records/erasure", statement, "application/cose"));
   return print(doc, o.json, "erased the content of " + o.patient);

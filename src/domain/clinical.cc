@@ -21,9 +21,11 @@ using ledger::kRoleOrgAdmin;
 using ledger::kRolePharmacist;
 using ledger::kRolePrescriber;
 
-constexpr const char* kWhatRecord = "clinical record";
-constexpr const char* kWhatAccess = "record access";
-constexpr const char* kWhatErasure = "record erasure";
+// Arrays, not pointers, so that they can be template arguments
+// (check_patient_statement).
+constexpr char kWhatRecord[] = "clinical record";
+constexpr char kWhatAccess[] = "record access";
+constexpr char kWhatErasure[] = "record erasure";
 
 // Clinicians who write records; everyone who may read one.
 constexpr uint32_t kClinicians = kRolePrescriber | kRoleNurse | kRolePharmacist;
@@ -57,6 +59,14 @@ Status check_subject(const cose::Statement& st, const std::string& patient, cons
                                           patient + "'");
 }
 
+// The stage-1 check of every patient statement: its payload parses, and the
+// CWT subject is the patient's pseudonym.
+template <auto parse, const char* what>
+Status check_patient_statement(const cose::Statement& st, const ledger::KeyState&) {
+  CUSTOS_ASSIGN_OR_RETURN(auto parsed, parse(st));
+  return check_subject(st, parsed.patient, what);
+}
+
 // --- Records ---
 
 Value text_list(const std::vector<std::string>& items) {
@@ -69,13 +79,6 @@ void add(cbor::Map& m, std::string_view k, Value v) {
   m.emplace_back(cbor::text(k), std::move(v));
 }
 
-Result<Value> decode_record(ByteView bytes, const char* what) {
-  auto v = cbor::decode(bytes);
-  if (!v.ok() || !v->is(Type::kMap))
-    return error(ErrorCode::kCorruption, std::string(what) + " record does not decode");
-  return v;
-}
-
 Bytes text_key(char kind, std::string_view a, std::string_view b = {}, bool trailing = false) {
   std::string k{kind, '/'};
   k += a;
@@ -85,11 +88,6 @@ Bytes text_key(char kind, std::string_view a, std::string_view b = {}, bool trai
 }
 
 // --- clinical-record ---
-
-Status check_record(const cose::Statement& st, const ledger::KeyState&) {
-  CUSTOS_ASSIGN_OR_RETURN(ClinicalRecordStatement r, parse_clinical_record(st));
-  return check_subject(st, r.patient, kWhatRecord);
-}
 
 Result<PatientState> patient_state(Apply& a, const std::string& patient) {
   CUSTOS_ASSIGN_OR_RETURN(std::optional<Bytes> bytes, a.state.get(patient_key(patient)));
@@ -146,11 +144,6 @@ Status apply_record(Apply& a) {
 
 // --- record-access ---
 
-Status check_access(const cose::Statement& st, const ledger::KeyState&) {
-  CUSTOS_ASSIGN_OR_RETURN(RecordAccessStatement r, parse_record_access(st));
-  return check_subject(st, r.patient, kWhatAccess);
-}
-
 Status apply_access(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(RecordAccessStatement r, parse_record_access(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(std::optional<Bytes> rec,
@@ -168,11 +161,6 @@ Status apply_access(Apply& a) {
 }
 
 // --- record-erasure ---
-
-Status check_erasure(const cose::Statement& st, const ledger::KeyState&) {
-  CUSTOS_ASSIGN_OR_RETURN(RecordErasureStatement r, parse_record_erasure(st));
-  return check_subject(st, r.patient, kWhatErasure);
-}
 
 Status apply_erasure(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(RecordErasureStatement r, parse_record_erasure(a.statement));
@@ -198,9 +186,12 @@ Status apply_erasure(Apply& a) {
 }
 
 constexpr TypeRule kRecordRules[] = {
-    {kTypeClinicalRecord, kWhatRecord, kClinicians, kOrgHospital, check_record, apply_record},
-    {kTypeRecordAccess, kWhatAccess, kReaders, kReaderOrgs, check_access, apply_access},
-    {kTypeRecordErasure, kWhatErasure, kRoleOrgAdmin, kOrgHospital, check_erasure, apply_erasure},
+    {kTypeClinicalRecord, kWhatRecord, kClinicians, kOrgHospital,
+     check_patient_statement<parse_clinical_record, kWhatRecord>, apply_record},
+    {kTypeRecordAccess, kWhatAccess, kReaders, kReaderOrgs,
+     check_patient_statement<parse_record_access, kWhatAccess>, apply_access},
+    {kTypeRecordErasure, kWhatErasure, kRoleOrgAdmin, kOrgHospital,
+     check_patient_statement<parse_record_erasure, kWhatErasure>, apply_erasure},
 };
 
 }  // namespace
@@ -315,11 +306,7 @@ Result<PatientState> PatientState::decode(ByteView bytes) {
   PatientState p;
   p.patient = text_of(v, "patient");
   p.records = uint_of(v, "records");
-  if (const Value* hs = v.find("hospitals"); hs && hs->is(Type::kArray)) {
-    for (const auto& h : hs->as_array()) {
-      if (h.is(Type::kText)) p.hospitals.push_back(h.as_text());
-    }
-  }
+  p.hospitals = texts_of(v, "hospitals");
   if (const Value* e = v.find("erasure"); e && e->is(Type::kMap)) {
     p.erasure = PatientErasure{uint_of(*e, "index"), uint_of(*e, "erased_ms"), text_of(*e, "org"),
                                text_of(*e, "reason")};

@@ -118,10 +118,6 @@ Result<DeviceRegistration> parse_register(const cose::Statement& st) {
   return r;
 }
 
-Status check_register(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_register(st).status();
-}
-
 // "u/<di>/<serial>": one device per UDI; a second registration of the same
 // UDI (a cloned identity) is refused.
 Bytes udi_key(const Udi& udi) {
@@ -237,10 +233,6 @@ Result<Custody> parse_custody(const cose::Statement& st) {
   return c;
 }
 
-Status check_custody(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_custody(st).status();
-}
-
 Status apply_custody(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(Custody c, parse_custody(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(Device d, active_device(a, c.device, kWhatCustody));
@@ -288,10 +280,6 @@ Result<Install> parse_install(const cose::Statement& st) {
   return i;
 }
 
-Status check_install(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_install(st).status();
-}
-
 Status apply_install(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(Install i, parse_install(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(Device d, active_device(a, i.device, kWhatInstall));
@@ -323,10 +311,6 @@ Result<Maintenance> parse_maintenance(const cose::Statement& st) {
   return m;
 }
 
-Status check_maintenance(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_maintenance(st).status();
-}
-
 Status apply_maintenance(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(Maintenance m, parse_maintenance(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(Device d, active_device(a, m.device, kWhatMaintenance));
@@ -351,10 +335,6 @@ Result<Decommission> parse_decommission(const cose::Statement& st) {
   CUSTOS_RETURN_IF_ERROR(p.text("reason", kNoteBytesMax).status());
   CUSTOS_RETURN_IF_ERROR(p.finish());
   return dc;
-}
-
-Status check_decommission(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_decommission(st).status();
 }
 
 Status apply_decommission(Apply& a) {
@@ -389,10 +369,6 @@ Result<FirmwareRelease> parse_release(const cose::Statement& st) {
   return r;
 }
 
-Status check_release(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_release(st).status();
-}
-
 Status apply_release(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(FirmwareRelease r, parse_release(a.statement));
   r.maker = a.signer_org->id;
@@ -419,10 +395,6 @@ Result<FirmwareState> parse_firmware_install(const cose::Statement& st) {
   CUSTOS_ASSIGN_OR_RETURN(fw.image_sha256, p.digest("image_sha256"));
   CUSTOS_RETURN_IF_ERROR(p.finish());
   return fw;
-}
-
-Status check_firmware_install(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_firmware_install(st).status();
 }
 
 // The device whose key signed the statement.
@@ -496,10 +468,6 @@ Result<Advisory> parse_advisory(const cose::Statement& st) {
   return adv;
 }
 
-Status check_advisory(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_advisory(st).status();
-}
-
 Status apply_advisory(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(Advisory adv, parse_advisory(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(std::optional<Advisory> existing, a.advisory(adv.id));
@@ -552,10 +520,6 @@ Result<DrugLibrary> parse_library(const cose::Statement& st) {
     CUSTOS_RETURN_IF_ERROR(p.text_list("care_areas", kListItemsMax, kCareAreaBytesMax).status());
   CUSTOS_RETURN_IF_ERROR(p.finish());
   return l;
-}
-
-Status check_library(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_library(st).status();
 }
 
 Status apply_library(Apply& a) {
@@ -649,10 +613,6 @@ Result<DeviceEvent> parse_event(const cose::Statement& st) {
   return e;
 }
 
-Status check_event(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_event(st).status();
-}
-
 Status apply_event(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(DeviceEvent e, parse_event(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(Device d, signing_device(a, kWhatEvent));
@@ -679,22 +639,26 @@ Status apply_event(Apply& a) {
 constexpr uint32_t kEngineers = kRoleOrgAdmin | kRoleBiomed;
 
 constexpr TypeRule kDeviceRules[] = {
-    {kTypeDeviceRegister, kWhatRegister, kEngineers, kOrgMaker, check_register, apply_register},
+    {kTypeDeviceRegister, kWhatRegister, kEngineers, kOrgMaker, check_by_parsing<parse_register>,
+     apply_register},
     {kTypeDeviceCustody, kWhatCustody, kEngineers, kOrgMaker | kOrgDistributor | kOrgHospital,
-     check_custody, apply_custody},
-    {kTypeDeviceInstall, kWhatInstall, kEngineers, kOrgHospital, check_install, apply_install},
+     check_by_parsing<parse_custody>, apply_custody},
+    {kTypeDeviceInstall, kWhatInstall, kEngineers, kOrgHospital, check_by_parsing<parse_install>,
+     apply_install},
     {kTypeDeviceMaintenance, kWhatMaintenance, kEngineers, kOrgHospital | kOrgMaker,
-     check_maintenance, apply_maintenance},
+     check_by_parsing<parse_maintenance>, apply_maintenance},
     {kTypeDeviceDecommission, kWhatDecommission, kEngineers,
-     kOrgHospital | kOrgMaker | kOrgDistributor, check_decommission, apply_decommission},
-    {kTypeFirmwareRelease, kWhatRelease, kEngineers, kOrgMaker, check_release, apply_release},
-    {kTypeFirmwareInstall, kWhatFirmwareInstall, kRoleDevice, 0, check_firmware_install,
-     apply_firmware_install},
+     kOrgHospital | kOrgMaker | kOrgDistributor, check_by_parsing<parse_decommission>,
+     apply_decommission},
+    {kTypeFirmwareRelease, kWhatRelease, kEngineers, kOrgMaker, check_by_parsing<parse_release>,
+     apply_release},
+    {kTypeFirmwareInstall, kWhatFirmwareInstall, kRoleDevice, 0,
+     check_by_parsing<parse_firmware_install>, apply_firmware_install},
     {kTypeAdvisory, kWhatAdvisory, kRoleOrgAdmin | kRoleAuditor | kRoleBiomed,
-     kOrgMaker | kOrgRegulator, check_advisory, apply_advisory},
+     kOrgMaker | kOrgRegulator, check_by_parsing<parse_advisory>, apply_advisory},
     {kTypeDrugLibrary, kWhatLibrary, kRoleOrgAdmin | kRolePharmacist | kRoleBiomed, kOrgHospital,
-     check_library, apply_library},
-    {kTypeDeviceEvent, kWhatEvent, kRoleDevice, 0, check_event, apply_event},
+     check_by_parsing<parse_library>, apply_library},
+    {kTypeDeviceEvent, kWhatEvent, kRoleDevice, 0, check_by_parsing<parse_event>, apply_event},
 };
 
 }  // namespace

@@ -103,10 +103,6 @@ Result<MedicationOrder> parse_order(const cose::Statement& st) {
   return o;
 }
 
-Status check_order(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_order(st).status();
-}
-
 Status apply_order(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(MedicationOrder o, parse_order(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(std::optional<MedicationOrder> existing, a.order(o.id));
@@ -179,10 +175,6 @@ Result<Verification> parse_verification(const cose::Statement& st) {
   return v;
 }
 
-Status check_verification(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_verification(st).status();
-}
-
 Status apply_verification(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(Verification v, parse_verification(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(MedicationOrder o, existing_order(a, v.order, kWhatVerification));
@@ -236,10 +228,6 @@ Result<Programming> parse_programming(const cose::Statement& st) {
   CUSTOS_RETURN_IF_ERROR(read_volume(p).status());
   CUSTOS_RETURN_IF_ERROR(p.finish());
   return g;
-}
-
-Status check_programming(const cose::Statement& st, const ledger::KeyState&) {
-  return parse_programming(st).status();
 }
 
 // The pump being programmed: registered, in service, held by the hospital.
@@ -307,11 +295,12 @@ Status apply_programming(Apply& a) {
 }
 
 constexpr TypeRule kInfusionRules[] = {
-    {kTypeMedicationOrder, kWhatOrder, kRolePrescriber, kOrgHospital, check_order, apply_order},
+    {kTypeMedicationOrder, kWhatOrder, kRolePrescriber, kOrgHospital, check_by_parsing<parse_order>,
+     apply_order},
     {kTypePharmacyVerification, kWhatVerification, kRolePharmacist, kOrgHospital | kOrgPharmacy,
-     check_verification, apply_verification},
-    {kTypePumpProgramming, kWhatProgramming, kRoleNurse, kOrgHospital, check_programming,
-     apply_programming},
+     check_by_parsing<parse_verification>, apply_verification},
+    {kTypePumpProgramming, kWhatProgramming, kRoleNurse, kOrgHospital,
+     check_by_parsing<parse_programming>, apply_programming},
 };
 
 }  // namespace

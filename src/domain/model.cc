@@ -24,6 +24,15 @@ Bytes key_of(char kind, std::initializer_list<std::string_view> parts) {
   return Bytes(k.begin(), k.end());
 }
 
+// "<kind>/" and the 32 raw bytes of a digest.
+Bytes digest_key(char kind, const Hash256& digest) {
+  Bytes k(2 + digest.size());
+  k[0] = kind;
+  k[1] = '/';
+  std::copy(digest.begin(), digest.end(), k.begin() + 2);
+  return k;
+}
+
 // A map built field by field; empty optional texts are left out.
 class MapBuilder {
  public:
@@ -63,23 +72,6 @@ class MapBuilder {
  private:
   cbor::Map m_;
 };
-
-Result<Value> decode_record(ByteView bytes, const char* what) {
-  auto v = cbor::decode(bytes);
-  if (!v.ok() || !v->is(Type::kMap))
-    return error(ErrorCode::kCorruption, std::string(what) + " record does not decode");
-  return v;
-}
-
-std::vector<std::string> texts_of(const Value& map, std::string_view field) {
-  std::vector<std::string> out;
-  const Value* a = map.find(field);
-  if (!a || !a->is(Type::kArray)) return out;
-  for (const auto& t : a->as_array()) {
-    if (t.is(Type::kText)) out.push_back(t.as_text());
-  }
-  return out;
-}
 
 double number_of(const Value& map, std::string_view field) {
   const Value* v = map.find(field);
@@ -131,11 +123,7 @@ Bytes device_key(std::string_view device) {
   return key_of('d', {device});
 }
 Bytes device_kid_key(const Hash256& kid) {
-  Bytes k(2 + kid.size());
-  k[0] = 'k';
-  k[1] = '/';
-  std::copy(kid.begin(), kid.end(), k.begin() + 2);
-  return k;
+  return digest_key('k', kid);
 }
 Bytes firmware_key(std::string_view maker, std::string_view version) {
   return key_of('f', {maker, version});
@@ -162,11 +150,7 @@ Bytes order_key(std::string_view order) {
   return key_of('x', {order});
 }
 Bytes order_step_key(const Hash256& entry) {
-  Bytes k(2 + entry.size());
-  k[0] = 's';  // 'p' is a patient (clinical.h)
-  k[1] = '/';
-  std::copy(entry.begin(), entry.end(), k.begin() + 2);
-  return k;
+  return digest_key('s', entry);  // 'p' is a patient (clinical.h)
 }
 
 Value digest_value(const Hash256& h) {
@@ -191,6 +175,23 @@ std::string text_of(const Value& map, std::string_view field) {
 uint64_t uint_of(const Value& map, std::string_view field) {
   const Value* v = map.find(field);
   return v && v->is(Type::kUnsigned) ? v->as_uint() : 0;
+}
+
+std::vector<std::string> texts_of(const Value& map, std::string_view field) {
+  std::vector<std::string> out;
+  const Value* a = map.find(field);
+  if (!a || !a->is(Type::kArray)) return out;
+  for (const auto& t : a->as_array()) {
+    if (t.is(Type::kText)) out.push_back(t.as_text());
+  }
+  return out;
+}
+
+Result<Value> decode_record(ByteView bytes, const char* what) {
+  auto v = cbor::decode(bytes);
+  if (!v.ok() || !v->is(Type::kMap))
+    return error(ErrorCode::kCorruption, std::string(what) + " record does not decode");
+  return v;
 }
 
 // --- Org ---

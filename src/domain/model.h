@@ -237,5 +237,9 @@ cbor::Value digest_value(const Hash256& h);
 Result<Hash256> digest_of(const cbor::Value& map, std::string_view field);
 std::string text_of(const cbor::Value& map, std::string_view field);
 uint64_t uint_of(const cbor::Value& map, std::string_view field);
+// The text items of an array field (others are skipped); empty if absent.
+std::vector<std::string> texts_of(const cbor::Value& map, std::string_view field);
+// A stored record's CBOR map; kCorruption, naming `what`, if it is not one.
+Result<cbor::Value> decode_record(ByteView bytes, const char* what);
 
 }  // namespace custos::domain

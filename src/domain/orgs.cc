@@ -27,10 +27,6 @@ Result<Org> parse_org(const cose::Statement& statement) {
   return o;
 }
 
-Status check_org(const cose::Statement& statement, const ledger::KeyState&) {
-  return parse_org(statement).status();
-}
-
 Status apply_org(Apply& a) {
   CUSTOS_ASSIGN_OR_RETURN(Org o, parse_org(a.statement));
   CUSTOS_ASSIGN_OR_RETURN(std::optional<Org> existing, a.org(o.id));
@@ -45,7 +41,7 @@ Status apply_org(Apply& a) {
 }
 
 constexpr TypeRule kOrgRules[] = {
-    {kTypeOrgRegister, kWhatOrg, ledger::kRoleAdmin, 0, check_org, apply_org},
+    {kTypeOrgRegister, kWhatOrg, ledger::kRoleAdmin, 0, check_by_parsing<parse_org>, apply_org},
 };
 
 }  // namespace

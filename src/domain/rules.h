@@ -77,6 +77,14 @@ struct TypeRule {
   Status (*apply)(Apply& a);
 };
 
+// The stage-1 check of a statement whose payload rules all live in its
+// parse function (one parser serves both stages): the payload parses. As a
+// TypeRule's check: check_by_parsing<parse_install>.
+template <auto parse>
+Status check_by_parsing(const cose::Statement& statement, const ledger::KeyState&) {
+  return parse(statement).status();
+}
+
 std::span<const TypeRule> org_rules();
 std::span<const TypeRule> device_rules();
 std::span<const TypeRule> infusion_rules();
