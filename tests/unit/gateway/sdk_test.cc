@@ -182,21 +182,33 @@ TEST(SdkSequence, NeverReusesANumberAcrossRestarts) {
   EXPECT_EQ(custos_sequence_open(&s, path.c_str(), 1), CUSTOS_EIO);
 }
 
+// A device of st-mary's ICU with a fresh key under `dir`, pointed at a port
+// nothing listens on (offline). Keeps the strings the config points to.
+struct OfflineDevice {
+  OfflineDevice(const testutil::TempDir& dir, const char* id)
+      : key_path(write_key(dir, crypto::PrivateKey::generate(crypto::Algorithm::kEd25519).value(),
+                           std::string(id) + ".pem")),
+        state(dir.path() + "/state-" + id) {
+    cfg.device_id = id;
+    cfg.site = "st-mary";
+    cfg.unit = "icu";
+    cfg.device_class = "infusion-pump";
+    cfg.key_path = key_path.c_str();
+    cfg.state_dir = state.c_str();
+    cfg.host = "127.0.0.1";
+    cfg.port = 1;
+  }
+  OfflineDevice(const OfflineDevice&) = delete;
+  OfflineDevice& operator=(const OfflineDevice&) = delete;
+  std::string key_path, state;
+  custos_device_config cfg{};
+};
+
 TEST(SdkDevice, QueuesOnDiskWhileOfflineAndKeepsItAcrossRestarts) {
   mosquitto_lib_init();
   testutil::TempDir dir;
-  auto key = crypto::PrivateKey::generate(crypto::Algorithm::kEd25519).value();
-  const std::string key_path = write_key(dir, key, "dev.pem");
-  const std::string state = dir.path() + "/state";
-  custos_device_config cfg{};
-  cfg.device_id = "pump-1";
-  cfg.site = "st-mary";
-  cfg.unit = "icu";
-  cfg.device_class = "infusion-pump";
-  cfg.key_path = key_path.c_str();
-  cfg.state_dir = state.c_str();
-  cfg.host = "127.0.0.1";
-  cfg.port = 1;  // nothing listens: offline
+  OfflineDevice pump(dir, "pump-1");
+  custos_device_config& cfg = pump.cfg;
   cfg.queue_messages_max = 4;
   custos_device* dev = nullptr;
   ASSERT_EQ(custos_device_open(&cfg, &dev), CUSTOS_OK);
@@ -237,18 +249,8 @@ TEST(SdkDevice, QueuesOnDiskWhileOfflineAndKeepsItAcrossRestarts) {
 TEST(SdkDevice, OfflineQueuesAndDoesNotConnectUntilBack) {
   mosquitto_lib_init();
   testutil::TempDir dir;
-  auto key = crypto::PrivateKey::generate(crypto::Algorithm::kEd25519).value();
-  const std::string key_path = write_key(dir, key, "dev.pem");
-  const std::string state = dir.path() + "/state";
-  custos_device_config cfg{};
-  cfg.device_id = "pump-2";
-  cfg.site = "st-mary";
-  cfg.unit = "icu";
-  cfg.device_class = "infusion-pump";
-  cfg.key_path = key_path.c_str();
-  cfg.state_dir = state.c_str();
-  cfg.host = "127.0.0.1";
-  cfg.port = 1;
+  OfflineDevice pump(dir, "pump-2");
+  custos_device_config& cfg = pump.cfg;
   cfg.memory_queue = 1;
   custos_device* dev = nullptr;
   ASSERT_EQ(custos_device_open(&cfg, &dev), CUSTOS_OK);
