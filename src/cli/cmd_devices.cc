@@ -480,8 +480,14 @@ Status save_evidence(NodeClient& client, const json& s, const std::string& dir, 
   std::filesystem::create_directories(dir, ec);
   if (ec) return error(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());
   for (const auto& [what, e] : evidence_of(s)) {
+    // The node's answer names the files and the URLs: only an entry id and a
+    // log index may reach them, never a path.
     const std::string id = str(e, "entry");
-    const std::string base = dir + "/" + str(e, "index") + "-" + what;
+    if (!hash_from_hex(id).ok() || !at(e, "index").is_number_unsigned())
+      return error(ErrorCode::kMalformed,
+                   "the node named evidence that is not an entry id and index");
+    const std::string base =
+        dir + "/" + std::to_string(at(e, "index").get<uint64_t>()) + "-" + what;
     CUSTOS_ASSIGN_OR_RETURN(HttpReply st, client.get("/v1/entries/" + id, "application/cose"));
     if (!st.ok()) return reply_error(st);
     CUSTOS_ASSIGN_OR_RETURN(HttpReply rc,
