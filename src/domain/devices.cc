@@ -546,13 +546,6 @@ struct DeviceEvent {
   std::optional<std::string> drug_library;
 };
 
-Status read_quantity(PayloadReader& p, std::string_view field) {
-  CUSTOS_ASSIGN_OR_RETURN(PayloadReader q, p.map(field));
-  CUSTOS_RETURN_IF_ERROR(q.number("value", 0, kDoseValueMax).status());
-  CUSTOS_RETURN_IF_ERROR(q.one_of("unit", dose_units()).status());
-  return q.finish();
-}
-
 Result<DeviceEvent> parse_event(const cose::Statement& st) {
   CUSTOS_ASSIGN_OR_RETURN(PayloadReader p, PayloadReader::open(st.payload(), kWhatEvent));
   DeviceEvent e;
@@ -582,7 +575,8 @@ Result<DeviceEvent> parse_event(const cose::Statement& st) {
   if (p.has("library_bypassed")) {
     CUSTOS_RETURN_IF_ERROR(p.one_of("library_bypassed", {"yes"}).status());
   }
-  if (p.has("dose")) CUSTOS_RETURN_IF_ERROR(read_quantity(p, "dose"));
+  if (p.has("dose"))
+    CUSTOS_RETURN_IF_ERROR(read_quantity(p, "dose", kDoseValueMax, false).status());
   CUSTOS_RETURN_IF_ERROR(p.optional_number("volume_infused_ml", 0, kVolumeMlMax).status());
   CUSTOS_RETURN_IF_ERROR(p.optional_text("care_area", kCareAreaBytesMax).status());
   if (limit) {

@@ -25,7 +25,6 @@ using ledger::kRolePrescriber;
 constexpr size_t kDrugCodeBytesMax = 64;
 constexpr size_t kEntryIdHexChars = 64;
 
-constexpr std::string_view kRateUnit = "mL/h";
 const std::vector<std::string_view> kRoutes = {"intravenous", "subcutaneous",   "epidural",
                                                "intrathecal", "intra-arterial", "enteral"};
 const std::vector<std::string_view> kOutcomes = {"verified", "rejected"};
@@ -35,22 +34,6 @@ constexpr std::string_view kStepVerification = "verification";
 constexpr std::string_view kStepProgramming = "programming";
 
 // --- Shared fields ---
-
-// {"value": number > 0, "unit": UCUM code}; with rate_only the unit must be mL/h.
-Result<Quantity> read_quantity(PayloadReader& p, std::string_view field, double max,
-                               bool rate_only) {
-  CUSTOS_ASSIGN_OR_RETURN(PayloadReader q, p.map(field));
-  Quantity out;
-  CUSTOS_ASSIGN_OR_RETURN(out.value, q.number("value", 0, max));
-  if (out.value <= 0) return q.fail("value", "must be above 0");
-  if (rate_only) {
-    CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", {kRateUnit}));
-  } else {
-    CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", dose_units()));
-  }
-  CUSTOS_RETURN_IF_ERROR(q.finish());
-  return out;
-}
 
 Result<double> read_volume(PayloadReader& p) {
   CUSTOS_ASSIGN_OR_RETURN(double v, p.number("vtbi_ml", 0, kVolumeMlMax));

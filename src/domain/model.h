@@ -15,6 +15,7 @@
 #include "codec/cbor.h"
 #include "core/bytes.h"
 #include "core/status.h"
+#include "domain/payload.h"
 
 namespace custos::domain {
 
@@ -184,11 +185,6 @@ struct DrugLibrary {
 
   Bytes encode() const;
   static Result<DrugLibrary> decode(ByteView bytes);
-};
-
-struct Quantity {
-  double value = 0;
-  std::string unit;  // UCUM code: "mg", "mL/h", ...
 };
 
 // The record's status follows the chain statements only (order,

@@ -229,6 +229,21 @@ const std::vector<std::string_view>& dose_units() {
   return kUnits;
 }
 
+Result<Quantity> read_quantity(PayloadReader& p, std::string_view field, double max,
+                               bool rate_only) {
+  CUSTOS_ASSIGN_OR_RETURN(PayloadReader q, p.map(field));
+  Quantity out;
+  CUSTOS_ASSIGN_OR_RETURN(out.value, q.number("value", 0, max));
+  if (out.value <= 0) return q.fail("value", "must be above 0");
+  if (rate_only) {
+    CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", {kRateUnit}));
+  } else {
+    CUSTOS_ASSIGN_OR_RETURN(out.unit, q.one_of("unit", dose_units()));
+  }
+  CUSTOS_RETURN_IF_ERROR(q.finish());
+  return out;
+}
+
 int gs1_check_digit(std::string_view digits) {
   // GS1 mod 10: from the right, weights 3, 1, 3, 1, ...
   int sum = 0;

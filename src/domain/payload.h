@@ -101,5 +101,16 @@ inline constexpr double kVolumeMlMax = 10000;
 inline constexpr double kDoseValueMax = 1e6;
 // UCUM codes accepted for a dose or a dose rate.
 const std::vector<std::string_view>& dose_units();
+inline constexpr std::string_view kRateUnit = "mL/h";
+
+// {"value": number above 0 and at most `max`, "unit": UCUM code of
+// dose_units(), or mL/h with rate_only}: the same rule for an order's dose
+// and a pump's.
+struct Quantity {
+  double value = 0;
+  std::string unit;  // UCUM code: "mg", "mL/h", ...
+};
+Result<Quantity> read_quantity(PayloadReader& p, std::string_view field, double max,
+                               bool rate_only);
 
 }  // namespace custos::domain
