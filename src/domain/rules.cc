@@ -26,8 +26,12 @@ struct DecodedRecords {
     T value;
   };
   std::unordered_map<std::string, Slot> slots;
+  size_t bytes = 0;  // of the records held
 };
-constexpr size_t kDecodedRecordsPerTypeMax = 4096;  // then the cache starts over
+// Then the cache starts over: the hot records of a few thousand devices fit,
+// and a few large ones cannot pin much memory per thread and type.
+constexpr size_t kDecodedRecordsPerTypeMax = 4096;
+constexpr size_t kDecodedRecordBytesPerTypeMax = 4 << 20;
 
 }  // namespace
 
@@ -40,7 +44,12 @@ Result<std::optional<T>> Apply::load(const Bytes& key) const {
   if (auto it = cache.slots.find(cache_key); it != cache.slots.end() && it->second.bytes == *bytes)
     return std::optional<T>(it->second.value);
   CUSTOS_ASSIGN_OR_RETURN(T value, T::decode(*bytes));
-  if (cache.slots.size() >= kDecodedRecordsPerTypeMax) cache.slots.clear();
+  if (cache.slots.size() >= kDecodedRecordsPerTypeMax ||
+      cache.bytes + bytes->size() > kDecodedRecordBytesPerTypeMax) {
+    cache.slots.clear();
+    cache.bytes = 0;
+  }
+  cache.bytes += bytes->size();
   cache.slots.insert_or_assign(std::move(cache_key),
                                typename DecodedRecords<T>::Slot{std::move(*bytes), value});
   return std::optional<T>(std::move(value));

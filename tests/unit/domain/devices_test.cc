@@ -255,6 +255,9 @@ TEST_F(DevicesTest, EventFieldsAreCheckedPerKind) {
        "concerns a hard limit"},
       {map({{"event", txt("start")}, {"dose", map({{"value", num(5)}, {"unit", txt("spoons")}})}}),
        "field 'dose.unit'"},
+      // The same rule as an order's dose: a pump cannot report a dose of 0.
+      {map({{"event", txt("start")}, {"dose", map({{"value", num(0)}, {"unit", txt("mg")}})}}),
+       "field 'dose.value': must be above 0"},
       {map({{"event", txt("start")}, {"patient", txt("John Smith")}}),
        "field 'patient' is not part of this statement"},
   };
@@ -264,6 +267,47 @@ TEST_F(DevicesTest, EventFieldsAreCheckedPerKind) {
     EXPECT_EQ(r.status().code(), ErrorCode::kMalformed);
     EXPECT_NE(r.status().message().find(c.says), std::string::npos) << r.status().message();
   }
+}
+
+// One block in which a pump's record changes between its own statements:
+// each event sees the firmware installed just before it in the same block
+// (the rules keep decoded records, checked against the record's bytes), and
+// the audit's replay agrees.
+TEST_F(DevicesTest, EventsSeeTheDeviceAsChangedEarlierInTheSameBlock) {
+  auto pump = register_pump("pump-1", "SN1");
+  deliver_and_install("pump-1");
+  release("2.0.0");
+  const auto status = map({{"event", txt("status")}, {"battery_pct", num(80)}});
+  const std::vector<Bytes> block = {
+      d_.sign(pump, kTypeDeviceEvent, status),
+      d_.sign(pump, kTypeFirmwareInstall,
+              map({{"version", txt("9.9.9")}, {"image_sha256", digest(h("rogue"))}})),
+      d_.sign(pump, kTypeDeviceEvent, status),
+      d_.sign(pump, kTypeFirmwareInstall,
+              map({{"version", txt("2.0.0")}, {"image_sha256", digest(h("image 2.0.0"))}})),
+      d_.sign(pump, kTypeDeviceEvent, status),
+  };
+  std::vector<ledger::Admitted> batch;
+  for (const Bytes& st : block) {
+    auto a = d_.ledger().admit(st);
+    ASSERT_TRUE(a.ok()) << a.status().to_string();
+    batch.push_back(std::move(a).value());
+  }
+  auto written = d_.ledger().append_block(std::move(batch), d_.now_ms() + 1000);
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  ASSERT_EQ(written->size(), block.size());
+  for (const auto& r : *written) ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const std::vector<std::string> unknown = {"firmware-unknown"};
+  EXPECT_TRUE((*written)[0]->flags.empty());
+  EXPECT_EQ(codes((*written)[1]->flags), unknown);
+  EXPECT_EQ(codes((*written)[2]->flags), unknown);
+  EXPECT_TRUE((*written)[3]->flags.empty());
+  EXPECT_TRUE((*written)[4]->flags.empty());
+  ASSERT_TRUE(device("pump-1").firmware);
+  EXPECT_EQ(device("pump-1").firmware->version, "2.0.0");
+  ledger::AuditReport report;
+  Status audited = d_.audit(dir_.path(), &report);
+  EXPECT_TRUE(audited.ok()) << audited.to_string();
 }
 
 TEST_F(DevicesTest, DecommissionedDevicesSignNothingMore) {
