@@ -8,6 +8,7 @@
 #include "core/bytes.h"
 #include "core/file.h"
 #include "core/status.h"
+#include "core/time.h"
 
 namespace custos {
 namespace {
@@ -57,6 +58,15 @@ RC_GTEST_PROP(BigEndian, OrderMatchesNumbers, (uint64_t a, uint64_t b)) {
   append_be64(kb, b);
   RC_ASSERT(read_be64(ka.data()) == a);
   RC_ASSERT((ka < kb) == (a < b));
+}
+
+TEST(Rfc3339, KnownAnswersAndTheLastWritableInstant) {
+  EXPECT_EQ(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(rfc3339_ms(1795428000123), "2026-11-23T10:00:00.123Z");
+  EXPECT_EQ(rfc3339_ms(253402300799999), "9999-12-31T23:59:59.999Z");
+  // Beyond year 9999 (or beyond what the C library converts): clamped.
+  EXPECT_EQ(rfc3339_ms(253402300800000), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(rfc3339_ms(UINT64_MAX), "9999-12-31T23:59:59.999Z");
 }
 
 TEST(Status, CarriesCodeAndMessage) {
