@@ -9,6 +9,9 @@
 #
 #   scripts/bench-gateway.sh [--smoke] [DEVICES] [EVENTS_PER_DEVICE]
 #
+# CUSTOS_GATEWAY_ARGS adds options to `custos gateway`, e.g.
+# CUSTOS_GATEWAY_ARGS="--batch-max 512 --batch-wait-ms 50".
+#
 # Prints one JSON object: the peak run, a run at half of that peak, and the
 # limit. Never a timed test: CI runs --smoke (a few devices) for the wiring.
 set -euo pipefail
@@ -20,6 +23,7 @@ DEVICES=${1:-200}
 EVENTS=${2:-50}
 [ $SMOKE = 1 ] && { DEVICES=4; EVENTS=5; }
 NODES=4
+read -ra GATEWAY_ARGS <<<"${CUSTOS_GATEWAY_ARGS:-}"
 B=$ROOT/build/custos
 FLEET_BIN=$ROOT/build/sdk/c/custos-fleet
 MICRO=$ROOT/build/custos_microbench
@@ -61,7 +65,7 @@ limit() {  # events/s the signature work allows: 1 sign + (1 + n) verifies per e
 }
 
 "$B" local-cluster --dir "$DIR/c" --nodes $NODES --api-base-port $API --peer-base-port $((API + 100)) \
-  --log-level warn &
+  --log-level warn >"$DIR/cluster.log" 2>&1 &
 PIDS+=($!)
 URLS=()
 for i in $(seq 0 $((NODES - 1))); do
@@ -73,7 +77,7 @@ MQTT=$((API + 300))
 "$B" broker run --dir "$DIR/broker" >"$DIR/broker.log" 2>&1 &
 PIDS+=($!)
 "$B" gateway --broker-dir "$DIR/broker" "${URLS[@]}" --spool-dir "$DIR/spool" \
-  --metrics-listen "127.0.0.1:$((API + 301))" --log-level warn ${CUSTOS_GATEWAY_ARGS:-} >"$DIR/gateway.log" 2>&1 &
+  --metrics-listen "127.0.0.1:$((API + 301))" --log-level warn "${GATEWAY_ARGS[@]}" >"$DIR/gateway.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((API + 301))/metrics" >/dev/null && break; sleep 0.1; done
 echo "provisioning $DEVICES devices..." >&2
@@ -88,7 +92,8 @@ echo "measuring the signature limit..." >&2
 BEFORE=$(limit)
 echo "peak: $DEVICES devices x $EVENTS events, as fast as they go..." >&2
 PEAK=$(fleet 0)
-HALF_RATE=$(python3 -c "import json; p=json.loads('$PEAK'); print(max(p['events_per_s'] / 2 / $DEVICES, 0.01))")
+HALF_RATE=$(python3 -c 'import json, sys
+print(max(json.loads(sys.argv[1])["events_per_s"] / 2 / int(sys.argv[2]), 0.01))' "$PEAK" "$DEVICES")
 echo "half of the peak: $HALF_RATE events/s per device..." >&2
 HALF=$(fleet "$HALF_RATE")
 AFTER=$(limit)

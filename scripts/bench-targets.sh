@@ -20,50 +20,55 @@ wait_up() {
   echo "port $1 did not come up" >&2
   return 1
 }
-peak_rss() { for p in $(pgrep -f "$1"); do awk -v p="$p" '/VmHWM/{print p, $2, $3}' "/proc/$p/status"; done; }
+PIDS=()
+stop_all() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+trap stop_all EXIT
 log() { echo "== $(date +%T) $*" >&2; }
 one_node() {  # NAME BENCH-ARGS...
   local name=$1 port=$((BASE + 1))
   shift
   rm -rf "$M/$name.d"
   "$B" node --dev --data-dir "$M/$name.d" --listen 127.0.0.1:$port --log-level warn >"$M/$name.log" 2>&1 &
-  local pid=$!
-  wait_up $port || return 1
+  PIDS+=($!)
+  wait_up $port || { stop_all; return 1; }
   "$B" bench --node http://127.0.0.1:$port --admin-key "$M/$name.d/keys/admin.key" --json "$@" \
-    >"$M/$name.json" 2>>"$M/$name.log"
-  kill -TERM $pid
-  wait $pid
+    >"$M/$name.json" 2>>"$M/$name.log" || echo "$name: bench failed (see $M/$name.log)" >&2
+  stop_all
 }
 cluster() {  # NAME NODES BENCH-RUNS (a function called with the URL options)
   local name=$1 n=$2 run=$3 api=$((BASE + 100)) urls=()
   rm -rf "${M:?}/$name"
   "$B" local-cluster --dir "$M/$name" --nodes "$n" --api-base-port $api --peer-base-port $((api + 50)) \
     --log-level warn >"$M/$name.log" 2>&1 &
-  local pid=$!
+  PIDS+=($!)
   for i in $(seq 0 $((n - 1))); do
-    wait_up $((api + i)) || return 1
+    wait_up $((api + i)) || { stop_all; return 1; }
     urls+=(--node "http://127.0.0.1:$((api + i))")
   done
   "$run" "$name" "${urls[@]}"
-  peak_rss "$M/$name" >"$M/$name.rss"
-  kill -TERM $pid
-  wait $pid
+  stop_all
 }
 four_nodes() {
   local name=$1
   shift
-  local k="--admin-key $M/$name/admin/admin.key"
+  local k=(--admin-key "$M/$name/admin/admin.key")
   for i in 1 2; do
     log "4 nodes, peak $i"
-    "$B" bench "$@" $k --count 60000 --concurrency 8 --batch 512 --receipts 20 --json >"$M/c4-peak-$i.json"
+    "$B" bench "$@" "${k[@]}" --count 60000 --concurrency 8 --batch 512 --receipts 20 --json >"$M/c4-peak-$i.json"
   done
   local half
-  half=$(python3 -c "import json; print(int(max(json.load(open('$M/c4-peak-%d.json' % i))['registered_per_s'] for i in (1, 2)) / 2))")
+  half=$(python3 -c 'import json, sys
+print(int(max(json.load(open(f))["registered_per_s"] for f in sys.argv[1:]) / 2))' \
+    "$M/c4-peak-1.json" "$M/c4-peak-2.json") || { echo "4 nodes: no peak figure" >&2; return 1; }
   log "4 nodes, half of the peak: $half/s"
-  "$B" bench "$@" $k --count $((half * 30)) --concurrency 16 --batch 32 --rate "$half" --receipts 20 \
+  "$B" bench "$@" "${k[@]}" --count $((half * 30)) --concurrency 16 --batch 32 --rate "$half" --receipts 20 \
     --json >"$M/c4-half.json"
   log "4 nodes, domain rules' cost"
-  "$B" bench "$@" $k --workload compare --count 60000 --concurrency 8 --batch 512 --receipts 20 \
+  "$B" bench "$@" "${k[@]}" --workload compare --count 60000 --concurrency 8 --batch 512 --receipts 20 \
     --json >"$M/c4-compare.json"
 }
 seven_nodes() {
@@ -86,7 +91,8 @@ for i in 1 2 3; do
   one_node "devices-$i" --workload device-events --count 100000 --concurrency 4 --batch 512 --receipts 5
 done
 log "device pipeline over MQTT"
-bash scripts/bench-gateway.sh 200 250 2>"$M/gateway.log" | grep -v '^\[' >"$M/gateway.json"
+bash scripts/bench-gateway.sh 200 250 2>"$M/gateway.log" >"$M/gateway.json" ||
+  echo "device pipeline: failed (see $M/gateway.log)" >&2
 
 python3 - "$M" <<'PY'
 import json, sys, os
