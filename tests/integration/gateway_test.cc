@@ -8,6 +8,7 @@
 // acknowledged to the publisher.
 #include <set>
 
+#include "custos_device.h"
 #include "integration/cluster_harness.h"
 #include "integration/gateway_harness.h"
 
@@ -389,6 +390,98 @@ TEST(GatewayCrashTest, KilledInsideOnMessageLosesNothing) {
       std::chrono::seconds(30)))
       << slurp(gw.log_path());
   EXPECT_EQ(entry_ids_by_issuer(*client, d.id).size(), 5u);
+  EXPECT_EQ(gw.stop(), 0);
+}
+
+// The SDK with acks wanted keeps a statement until the gateway answers it,
+// not only until the broker's PUBACK: an answer sent while the device was
+// away (its MQTT session is clean, so the broker keeps nothing for it) is
+// asked for again by publishing the statement again, after the reconnect
+// and after a while without an answer; the ledger holds it once.
+TEST(GatewayCrashTest, AnAnswerLostWhileTheDeviceWasAwayIsAskedForAgain) {
+  mosquitto_lib_init();
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/node");
+  NodeProcess node(dir.path() + "/node");
+  ASSERT_TRUE(node.start());
+  BrokerProcess broker(dir.path() + "/broker");
+  ASSERT_TRUE(broker.start());
+  Maker maker = register_maker(dir.path(), node);
+  Device d = make_device(dir.path(), node, maker, broker, "away-pump");
+  GatewayProcess gw(dir.path() + "/gw", broker, {node.url()});
+  // Once, so the broker keeps the gateway's session (and queues for it)
+  // while it is stopped.
+  ASSERT_TRUE(gw.start());
+  ASSERT_EQ(gw.stop(), 0);
+
+  struct Answers {
+    std::mutex mu;
+    std::vector<std::pair<uint64_t, Json>> got;
+  } answers;
+  const std::string state = dir.path() + "/away-state";
+  const std::string ca = broker.dir() + "/ca.crt", cert = d.tls + ".crt", key = d.tls + ".key";
+  custos_device_config cfg{};
+  cfg.device_id = d.id.c_str();
+  cfg.site = "st-mary";
+  cfg.unit = "icu";
+  cfg.device_class = "infusion-pump";
+  cfg.key_path = d.key_path.c_str();
+  cfg.state_dir = state.c_str();
+  cfg.host = "127.0.0.1";
+  cfg.port = broker.port();
+  cfg.ca_path = ca.c_str();
+  cfg.cert_path = cert.c_str();
+  cfg.cert_key_path = key.c_str();
+  cfg.want_acks = 1;
+  cfg.answer_resend_ms = 300;
+  cfg.user = &answers;
+  cfg.on_ack = [](custos_device*, const custos_ack* ack, void* user) {
+    auto* a = static_cast<Answers*>(user);
+    std::lock_guard<std::mutex> lock(a->mu);
+    a->got.emplace_back(ack->sequence,
+                        Json::parse(std::string(ack->json, ack->json_len), nullptr, false));
+  };
+  custos_device* dev = nullptr;
+  ASSERT_EQ(custos_device_open(&cfg, &dev), CUSTOS_OK);
+  auto loop_for = [&](std::chrono::milliseconds how_long, auto done) {
+    const auto until = Clock::now() + how_long;
+    while (Clock::now() < until && !done()) custos_device_loop(dev, 20);
+    return done();
+  };
+  ASSERT_TRUE(
+      loop_for(std::chrono::seconds(10), [&] { return custos_device_connected(dev) != 0; }));
+  custos_payload p;
+  custos_payload_event(&p, "start");
+  ASSERT_EQ(custos_device_event(dev, &p, "infusion-1"), 1);
+  // Nobody answers (the gateway is stopped): the broker took it, and the
+  // device still holds it and publishes it again on its timer.
+  loop_for(std::chrono::milliseconds(1500), [] { return false; });
+  EXPECT_EQ(custos_device_pending(dev), 1u);
+  // Away: the gateway registers it and answers into the void.
+  ASSERT_EQ(custos_device_set_offline(dev, 1), CUSTOS_OK);
+  ASSERT_TRUE(gw.start());
+  auto client = make_client(node.port());
+  ASSERT_TRUE(eventually([&] { return entry_ids_by_issuer(*client, d.id).size() == 1; },
+                         std::chrono::seconds(20)))
+      << slurp(gw.log_path());
+  EXPECT_GE(gw.status().value("received", 0), 2) << "the timer did not publish it again";
+  EXPECT_EQ(custos_device_pending(dev), 1u);
+  {
+    std::lock_guard<std::mutex> lock(answers.mu);
+    EXPECT_TRUE(answers.got.empty());
+  }
+  // Back: published again at once, answered from the ledger.
+  ASSERT_EQ(custos_device_set_offline(dev, 0), CUSTOS_OK);
+  EXPECT_TRUE(loop_for(std::chrono::seconds(20), [&] { return custos_device_pending(dev) == 0; }))
+      << slurp(gw.log_path());
+  {
+    std::lock_guard<std::mutex> lock(answers.mu);
+    ASSERT_FALSE(answers.got.empty());
+    EXPECT_EQ(answers.got.front().first, 1u);
+    EXPECT_EQ(answers.got.front().second.value("status", ""), "already-registered");
+  }
+  EXPECT_EQ(entry_ids_by_issuer(*client, d.id).size(), 1u);
+  custos_device_close(dev);
   EXPECT_EQ(gw.stop(), 0);
 }
 

@@ -53,6 +53,11 @@ const char* custos_strerror(int code);
 #define CUSTOS_STATEMENT_BYTES_MAX 8192u /* one signed statement from this SDK */
 #define CUSTOS_QUEUE_MESSAGES_DEFAULT 10000u
 #define CUSTOS_QUEUE_BYTES_DEFAULT (16u * 1024u * 1024u)
+/* With want_acks: a statement the broker took but the gateway has not
+ * answered is published again after this long, then after twice as long,
+ * up to CUSTOS_ANSWER_RESEND_MS_MAX (and at once after every reconnect). */
+#define CUSTOS_ANSWER_RESEND_MS_DEFAULT 60000u
+#define CUSTOS_ANSWER_RESEND_MS_MAX (30u * 60u * 1000u)
 
 /* ---- Deterministic CBOR (RFC 8949 section 4.2.1) ---- */
 typedef struct custos_cbor {
@@ -184,10 +189,17 @@ typedef struct custos_device_config {
   const char* ca_path;
   const char* cert_path;
   const char* cert_key_path;
-  int keepalive_s;      /* 0 = 30 */
-  int want_acks;        /* set a response topic so the gateway answers */
-  int want_receipts;    /* ask for the receipt in acks (user property receipt=1) */
-  custos_ack_fn on_ack; /* acks and refusals, from custos_device_loop */
+  int keepalive_s; /* 0 = 30 */
+  /* Set a response topic so the gateway answers. A statement then stays
+   * queued until its answer (ack or refusal) arrives, not only until the
+   * broker's PUBACK: an answer lost while the link was down (a clean MQTT
+   * session keeps nothing for an absent device) is asked for again by
+   * publishing the statement again, which the gateway answers
+   * "already-registered". */
+  int want_acks;
+  uint32_t answer_resend_ms; /* 0 = CUSTOS_ANSWER_RESEND_MS_DEFAULT; see above */
+  int want_receipts;         /* ask for the receipt in acks (user property receipt=1) */
+  custos_ack_fn on_ack;      /* acks and refusals, from custos_device_loop */
   void* user;
 } custos_device_config;
 
@@ -214,10 +226,11 @@ int custos_device_connected(const custos_device* dev);
  * sent: events are queued as when the broker is unreachable, and
  * custos_device_loop does not reconnect. Back online, the next
  * custos_device_loop reconnects at once and publishes everything queued,
- * oldest first (what was in flight when the link dropped is sent again and
+ * oldest first (what was in flight or unanswered when the link dropped is sent again and
  * answered "already-registered" if it had reached the ledger). */
 int custos_device_set_offline(custos_device* dev, int offline);
-/* Statements not yet acknowledged by the broker. */
+/* Statements still queued: not yet answered by the gateway (want_acks),
+ * or not yet acknowledged by the broker (without want_acks). */
 size_t custos_device_pending(const custos_device* dev);
 /* Disconnects cleanly (the broker then publishes no will) and frees. */
 void custos_device_close(custos_device* dev);

@@ -1,6 +1,9 @@
 /* A device on the broker: signs, queues on disk, publishes (MQTT 5 QoS 1
- * over TLS), republishes what the broker has not acknowledged after every
- * reconnect and restart, and hands the gateway's answers to the app. */
+ * over TLS), republishes what is still queued after every reconnect and
+ * restart, and hands the gateway's answers to the app. With acks wanted a
+ * statement leaves the queue on its answer, not on the broker's PUBACK:
+ * the session is clean, so an answer sent while the link was down is gone,
+ * and publishing again is how the device asks for it. */
 #include <dirent.h>
 #include <errno.h>
 #include <mosquitto.h>
@@ -29,7 +32,10 @@ typedef struct entry {
   enum kind kind;
   uint8_t* bytes;
   size_t len;
-  int mid; /* in flight with this MQTT message id; -1 = to (re)publish */
+  int mid;                  /* in flight with this MQTT message id; -1 = to (re)publish */
+  int awaiting_answer;      /* the broker took it; the gateway has not answered */
+  long long resend_at_ms;   /* monotonic: publish again if still unanswered */
+  long long resend_wait_ms; /* doubles per resend */
 } entry;
 
 struct custos_device {
@@ -38,6 +44,7 @@ struct custos_device {
   char queue_dir[PATH_BYTES_MAX];
   char host[256], ca[PATH_BYTES_MAX], cert[PATH_BYTES_MAX], cert_key[PATH_BYTES_MAX];
   int port, keepalive_s, want_acks, want_receipts;
+  long long answer_resend_ms;
   uint32_t queue_messages_max, queue_bytes_max;
   int memory_queue;
   long clock_offset_s;
@@ -108,6 +115,9 @@ static int push_entry(custos_device* d, uint64_t sequence, enum kind kind, const
   e->sequence = sequence;
   e->kind = kind;
   e->mid = -1;
+  e->awaiting_answer = 0;
+  e->resend_at_ms = 0;
+  e->resend_wait_ms = d->answer_resend_ms;
   d->count++;
   d->bytes += len;
   return CUSTOS_OK;
@@ -198,6 +208,31 @@ static void publish_entry(custos_device* d, entry* e) {
                             props);
   mosquitto_property_free_all(&props);
   e->mid = rc == MOSQ_ERR_SUCCESS ? mid : -1;
+  e->awaiting_answer = 0;
+}
+
+/* With acks wanted: statements the broker took long ago and nobody
+ * answered are published again (the gateway may have been down, or its
+ * answer dropped); each waits twice as long as the last time. */
+static void resend_unanswered(custos_device* d) {
+  long long now = mono_ms();
+  size_t i;
+  for (i = 0; i < d->count; ++i) {
+    entry* e = &d->entries[i];
+    if (!e->awaiting_answer || now < e->resend_at_ms) continue;
+    e->resend_wait_ms = e->resend_wait_ms * 2 > CUSTOS_ANSWER_RESEND_MS_MAX
+                            ? CUSTOS_ANSWER_RESEND_MS_MAX
+                            : e->resend_wait_ms * 2;
+    publish_entry(d, e);
+  }
+}
+
+static size_t find_entry(const custos_device* d, uint64_t sequence) {
+  size_t i;
+  for (i = 0; i < d->count; ++i) {
+    if (d->entries[i].sequence == sequence) return i;
+  }
+  return d->count;
 }
 
 static void on_connect(struct mosquitto* m, void* obj, int rc, int flags,
@@ -240,7 +275,11 @@ static void on_publish(struct mosquitto* m, void* obj, int mid, int reason,
   (void)props;
   for (i = 0; i < d->count; ++i) {
     if (d->entries[i].mid == mid) {
-      if (reason < 0x80) {
+      if (reason < 0x80 && d->want_acks) {
+        d->entries[i].mid = -1; /* the broker has it: kept until answered */
+        d->entries[i].awaiting_answer = 1;
+        d->entries[i].resend_at_ms = mono_ms() + d->entries[i].resend_wait_ms;
+      } else if (reason < 0x80) {
         drop_entry(d, i); /* the broker has it */
       } else {
         d->entries[i].mid = -1; /* refused by the broker (ACL, size): kept, retried */
@@ -259,7 +298,7 @@ static void on_message(struct mosquitto* m, void* obj, const struct mosquitto_me
   size_t tlen = msg->topic ? strlen(msg->topic) : 0;
   char* json;
   (void)m;
-  if (!d->on_ack || msg->payloadlen < 0 || (size_t)msg->payloadlen > ACK_JSON_BYTES_MAX) return;
+  if (msg->payloadlen < 0 || (size_t)msg->payloadlen > ACK_JSON_BYTES_MAX) return;
   memset(&ack, 0, sizeof ack);
   ack.refused = tlen >= 6 && strcmp(msg->topic + tlen - 6, "/error") == 0;
   if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len, 0) &&
@@ -276,7 +315,13 @@ static void on_message(struct mosquitto* m, void* obj, const struct mosquitto_me
   json[msg->payloadlen] = '\0';
   ack.json = json;
   ack.json_len = (size_t)msg->payloadlen;
-  d->on_ack(d, &ack, d->user);
+  /* Answered (registered, already-registered or refused for good): it
+   * leaves the queue. Sequence 0 is nobody's (another client's correlation). */
+  if (ack.sequence != 0) {
+    size_t i = find_entry(d, ack.sequence);
+    if (i < d->count) drop_entry(d, i);
+  }
+  if (d->on_ack) d->on_ack(d, &ack, d->user);
   free(json);
 }
 
@@ -333,6 +378,9 @@ int custos_device_open(const custos_device_config* cfg, custos_device** out) {
   d->port = cfg->port ? cfg->port : 8883;
   d->keepalive_s = cfg->keepalive_s ? cfg->keepalive_s : 30;
   d->want_acks = cfg->want_acks;
+  d->answer_resend_ms =
+      cfg->answer_resend_ms ? cfg->answer_resend_ms : CUSTOS_ANSWER_RESEND_MS_DEFAULT;
+  if (d->answer_resend_ms > CUSTOS_ANSWER_RESEND_MS_MAX) rc = CUSTOS_EINVAL;
   d->want_receipts = cfg->want_receipts;
   d->on_ack = cfg->on_ack;
   d->user = cfg->user;
@@ -375,6 +423,7 @@ int custos_device_loop(custos_device* d, int timeout_ms) {
     }
   }
   rc = mosquitto_loop(d->mosq, timeout_ms, 1);
+  if (rc == MOSQ_ERR_SUCCESS && d->connected) resend_unanswered(d);
   if (rc != MOSQ_ERR_SUCCESS) {
     d->connected = 0;
     d->next_attempt_ms = mono_ms() + d->backoff_ms;
