@@ -90,17 +90,33 @@ fleet() {  # per-device rate (0: as fast as possible)
 }
 echo "measuring the signature limit..." >&2
 BEFORE=$(limit)
+busy_s() {  # CPU seconds the whole machine spent busy so far (/proc/stat)
+  awk '/^cpu /{print ($2+$3+$4+$7+$8+$9)/100}' /proc/stat
+}
+height() { curl -sf "http://127.0.0.1:$API/v1/node" | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])'; }
 echo "peak: $DEVICES devices x $EVENTS events, as fast as they go..." >&2
+H0=$(height)
+C0=$(busy_s)
 PEAK=$(fleet 0)
+C1=$(busy_s)
+H1=$(height)
 HALF_RATE=$(python3 -c 'import json, sys
 print(max(json.loads(sys.argv[1])["events_per_s"] / 2 / int(sys.argv[2]), 0.01))' "$PEAK" "$DEVICES")
 echo "half of the peak: $HALF_RATE events/s per device..." >&2
 HALF=$(fleet "$HALF_RATE")
 AFTER=$(limit)
-python3 - "$BEFORE" "$AFTER" "$PEAK" "$HALF" <<'PY'
+python3 - "$BEFORE" "$AFTER" "$PEAK" "$HALF" "$H0" "$H1" "$C0" "$C1" <<'PY'
 import json, sys
 before, after, peak, half = (json.loads(a) for a in sys.argv[1:5])
+blocks = int(sys.argv[6]) - int(sys.argv[5])
+# The machine's busy CPU time per event while the peak ran: every process
+# of the pipeline (and anything else running) together.
+peak["machine_cpu_us_per_event"] = round(
+    (float(sys.argv[8]) - float(sys.argv[7])) * 1e6 / peak["acked"], 1) if peak["acked"] else None
 lim = max(before, after, key=lambda l: l["events_per_s"])
+# Blocks committed while the peak ran, and statements per block.
+peak["blocks"] = blocks
+peak["statements_per_block"] = round(peak["acked"] / blocks, 1) if blocks else None
 print(json.dumps({
     "limit": lim,
     "peak": peak,

@@ -479,6 +479,8 @@ class Simulation {
       c.cert_path = paths.tls_cert.c_str();
       c.cert_key_path = paths.tls_key.c_str();
       c.want_acks = 1;
+      // Inside the end's drain: an answer lost while connected is asked for again.
+      c.answer_resend_ms = 15000;
       // The clock-skew fault: one monitor's clock runs ahead from the start.
       if (h_.skewed_device() == i) c.clock_offset_s = h_.config().clock_skew_s;
       slot->clock_offset_s = c.clock_offset_s;
