@@ -139,7 +139,7 @@ std::string joined(const json& list, const char* sep = ", ") {
 // "sm-biomed (biomed, st-mary)"
 std::string signer_text(const json& s) {
   std::string name = str(s, "name", str(s, "kid").substr(0, 16));
-  std::string detail = joined(s.value("roles", json::array()));
+  std::string detail = joined(at(s, "roles"));
   if (s.contains("org")) detail += (detail.empty() ? "" : ", ") + str(s, "org");
   return detail.empty() ? name : name + " (" + detail + ")";
 }
@@ -537,10 +537,15 @@ Status device_state(const StateOptions& o) {
       json s, fetch(client, "/v1/devices/" + path_id(o.id) + "/state" + query({{"at", o.at}})));
   if (printed_as_json(o.c, s))
     return o.evidence_dir.empty() ? Status() : save_evidence(client, s, o.evidence_dir, false);
-  std::printf("%s (%s %s, maker %s) at %s, entries up to #%llu\n", str(s, "device").c_str(),
-              str(s, "class").c_str(), str(s, "model").c_str(), str(s, "maker").c_str(),
-              when(s, "at").c_str(),
-              static_cast<unsigned long long>(s.value("log_size_at", uint64_t{1}) - 1));
+  // The log's size at that time; its last entry is one below (none on an
+  // empty log). Whatever the node sent, never a wrapped number.
+  const json& size_at = at(s, "log_size_at");
+  const uint64_t log_size_at = size_at.is_number_unsigned() ? size_at.get<uint64_t>() : 0;
+  const std::string upto =
+      log_size_at == 0 ? "no entries yet" : "entries up to #" + std::to_string(log_size_at - 1);
+  std::printf("%s (%s %s, maker %s) at %s, %s\n", str(s, "device").c_str(), str(s, "class").c_str(),
+              str(s, "model").c_str(), str(s, "maker").c_str(), when(s, "at").c_str(),
+              upto.c_str());
   std::printf("  holder        %s since %s\n", str(s, "holder").c_str(),
               evidence_text(at(s, "holder_since")).c_str());
   const json& inst = at(s, "installation");

@@ -19,14 +19,6 @@ namespace {
 // doublings the cap has long been reached (and the shift stays defined).
 constexpr uint32_t kBackoffDoublingsMax = 30;
 
-struct HashOf {
-  size_t operator()(const Hash256& h) const {
-    size_t x = 0;
-    for (size_t i = 0; i < sizeof(x); ++i) x = (x << 8) | h[i];
-    return x;
-  }
-};
-
 }  // namespace
 
 struct Replica::State {
@@ -53,7 +45,7 @@ struct Replica::State {
   // Uncommitted blocks that chain to `committed`, by id.
   std::map<Hash256, Block> tree;
   // Item ids per block id (see item_ids()); entries leave with their block.
-  mutable std::unordered_map<Hash256, std::vector<Hash256>, HashOf> item_ids_memo;
+  mutable std::unordered_map<Hash256, std::vector<Hash256>, Hash256Hash> item_ids_memo;
   std::vector<Hash256> committed_this_event;  // ids of out->committed, in order
   // Verified or hash-linked blocks whose ancestors are not here yet, by id,
   // with an index from parent id to children.
@@ -68,6 +60,7 @@ struct Replica::State {
   // Pacemaker.
   uint64_t entered_round = 0;
   uint64_t round_start_ms = 0;
+  std::vector<bool> unreachable;  // by NodeIndex, from on_unreachable
   uint64_t round_deadline_ms = 0;
   uint32_t consecutive_timeouts = 0;
   std::optional<Timeout> sent_timeout;  // ours for the current round, re-sent on each expiry
@@ -191,7 +184,23 @@ struct Replica::State {
     sent_timeout.reset();
     skip_idle_wait = false;
     prune_aggregates(r);
+    time_out_unreachable_leader();
     try_propose();
+  }
+
+  // A round this node knows cannot produce a certified block ends now (once
+  // per round) rather than at its deadline: its leader is unreachable (no
+  // proposal will come), or the next leader is (the votes that would
+  // certify this round's block go to it).
+  void time_out_unreachable_leader() {
+    const uint64_t r = round();
+    if (!is_unreachable(leader(r)) && !is_unreachable(leader(r + 1))) return;
+    if (sent_timeout && sent_timeout->round == r) return;
+    local_timeout();
+  }
+
+  bool is_unreachable(NodeIndex i) const {
+    return i != config.self && i < unreachable.size() && unreachable[i];
   }
 
   void prune_aggregates(uint64_t r) {
@@ -247,8 +256,8 @@ struct Replica::State {
   // Item ids in the uncommitted chain ending at `tip_id`, and in the blocks
   // committed by this very event (the node has not executed them yet, so
   // its mempool still holds their items).
-  std::unordered_set<Hash256, HashOf> in_flight_ids(const Hash256& tip_id, bool* any) const {
-    std::unordered_set<Hash256, HashOf> ids;
+  std::unordered_set<Hash256, Hash256Hash> in_flight_ids(const Hash256& tip_id, bool* any) const {
+    std::unordered_set<Hash256, Hash256Hash> ids;
     for (size_t i = 0; i < out->committed.size() && i < committed_this_event.size(); ++i) {
       for (const Hash256& h : item_ids(committed_this_event[i], out->committed[i])) ids.insert(h);
     }
@@ -781,6 +790,15 @@ Output Replica::on_timer(uint64_t now_ms) {
   Output out;
   s_->begin(out, now_ms);
   s_->on_timer();
+  s_->finish();
+  return out;
+}
+
+Output Replica::on_unreachable(std::vector<bool> unreachable, uint64_t now_ms) {
+  Output out;
+  s_->begin(out, now_ms);
+  s_->unreachable = std::move(unreachable);
+  s_->time_out_unreachable_leader();
   s_->finish();
   return out;
 }

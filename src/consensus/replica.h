@@ -118,6 +118,14 @@ class Replica {
   Output on_timer(uint64_t now_ms);
   // Mempool became non-empty; a waiting leader may propose now.
   Output on_payload_available(uint64_t now_ms);
+  // Which validators this node cannot reach now (by NodeIndex; missing
+  // entries count as reachable), as its transport sees it. A round whose
+  // leader is unreachable, or whose next leader is (it collects the votes),
+  // is timed out at once instead of after the round timeout: with a crashed
+  // node, two rounds in n otherwise cost a whole timeout each. Only liveness
+  // depends on it: a wrong view costs at most this node's vote in those
+  // rounds.
+  Output on_unreachable(std::vector<bool> unreachable, uint64_t now_ms);
 
   uint64_t round() const;
   const Block& committed_block() const;  // newest committed

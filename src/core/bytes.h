@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +16,16 @@ namespace custos {
 using Bytes = std::vector<uint8_t>;
 using ByteView = std::span<const uint8_t>;
 using Hash256 = std::array<uint8_t, 32>;
+
+// Hash of a SHA-256 output (an entry, block or key id) for unordered
+// containers: its bytes are already uniform, so its first eight will do.
+struct Hash256Hash {
+  size_t operator()(const Hash256& h) const noexcept {
+    size_t v;
+    std::memcpy(&v, h.data(), sizeof v);
+    return v;
+  }
+};
 
 inline ByteView as_view(std::string_view s) {
   return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());

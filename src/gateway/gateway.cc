@@ -331,7 +331,7 @@ struct Gateway::Impl {
     const Hash256 kid = checked->statement.header.kid;
     Work w{std::move(rec), checked->topic, checked->statement.header.sequence,
            std::make_shared<const Prechecked>(std::move(*checked))};
-    Lane& lane = *lanes[Hash256Hasher(kid) % lanes.size()];
+    Lane& lane = *lanes[Hash256Hash{}(kid) % lanes.size()];
     std::unique_lock<std::mutex> lock(lane.mu);
     lane.cv.wait(lock,
                  [&] { return lane.queue.size() < limits::kLaneQueueMax || stopper.stopped(); });
@@ -389,12 +389,6 @@ struct Gateway::Impl {
       keys.saw(kid, w.sequence);
       return Checked::kPass;
     }
-  }
-
-  static size_t Hash256Hasher(const Hash256& h) {
-    size_t v = 0;
-    for (size_t i = 0; i < sizeof v; ++i) v = (v << 8) | h[i];
-    return v;
   }
 
   // --- lanes ---

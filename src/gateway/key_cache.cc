@@ -7,12 +7,6 @@
 
 namespace custos::gateway {
 
-size_t KeyCache::HashOfHash::operator()(const Hash256& h) const {
-  size_t v = 0;
-  std::memcpy(&v, h.data(), sizeof v);  // a kid is a SHA-256: its bytes are uniform
-  return v;
-}
-
 KeyCache::KeyCache(Options options, NodeClient& client, Metrics& metrics)
     : options_(options), client_(client), metrics_(metrics) {}
 

@@ -37,16 +37,13 @@ class KeyCache {
     uint64_t last_seen = 0;
     std::list<Hash256>::iterator lru;
   };
-  struct HashOfHash {
-    size_t operator()(const Hash256& h) const;
-  };
   Result<std::optional<KeyInfo>> fetch(const Hash256& kid);
   void insert(const Hash256& kid, std::optional<KeyInfo> key, int ttl_ms);
 
   Options options_;
   NodeClient& client_;
   Metrics& metrics_;
-  std::unordered_map<Hash256, Entry, HashOfHash> entries_;
+  std::unordered_map<Hash256, Entry, Hash256Hash> entries_;
   std::list<Hash256> lru_;  // front = most recently used
   std::atomic<size_t> size_{0};
 };

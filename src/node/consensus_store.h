@@ -23,14 +23,6 @@ inline constexpr std::string_view kMetaExecuted = "consensus_executed";
 // Block ids remembered as persisted (see ConsensusStore::persisted_).
 inline constexpr size_t kPersistedIdsMax = 2 * consensus::kPendingBlocksMax;
 
-struct HashOfId {
-  size_t operator()(const Hash256& h) const {
-    size_t v;
-    std::memcpy(&v, h.data(), sizeof v);  // already uniformly distributed
-    return v;
-  }
-};
-
 // An executed block's compact record: an array of these two.
 inline constexpr size_t kCompactBlockFields = 2;
 
@@ -79,7 +71,7 @@ class ConsensusStore : public consensus::BlockReader {
   // keep_committed() need not read a block (up to 16 MiB) back to learn
   // that it is stored. Bounded: cleared when it grows past
   // kPersistedIdsMax (blocks that never commit), after which the read decides.
-  std::unordered_set<Hash256, HashOfId> persisted_;
+  std::unordered_set<Hash256, Hash256Hash> persisted_;
 };
 
 }  // namespace custos::node

@@ -23,14 +23,6 @@ namespace custos::node {
 // them is not admitted (and proposed, and refused as a replay) again.
 inline constexpr size_t kRecentlyExecutedMax = 1 << 17;
 
-struct HashOf {
-  size_t operator()(const Hash256& h) const {
-    size_t v;
-    std::memcpy(&v, h.data(), sizeof v);  // already uniformly distributed
-    return v;
-  }
-};
-
 class Mempool {
  public:
   Mempool(size_t items_max, size_t bytes_max) : items_max_(items_max), bytes_max_(bytes_max) {}
@@ -59,10 +51,10 @@ class Mempool {
   const size_t items_max_;
   const size_t bytes_max_;
   mutable std::mutex mu_;
-  std::unordered_map<Hash256, ledger::Admitted, HashOf> items_;
+  std::unordered_map<Hash256, ledger::Admitted, Hash256Hash> items_;
   std::deque<Hash256> order_;  // arrival order; may hold ids already executed
   size_t bytes_ = 0;
-  std::unordered_set<Hash256, HashOf> recent_;
+  std::unordered_set<Hash256, Hash256Hash> recent_;
   std::deque<Hash256> recent_order_;
 };
 

@@ -19,6 +19,11 @@ namespace {
 constexpr size_t kAwaitingHeightsMax = 1024;
 // Forward-pool threads: statement checks from peers spread over the cores.
 constexpr unsigned kForwardThreadsMax = 4;
+// How often the driver asks the transport which peers it is connected to.
+constexpr auto kReachabilityPollInterval = std::chrono::milliseconds(100);
+// A peer disconnected this long is reported unreachable to consensus (see
+// Replica::on_unreachable); shorter gaps (a start, a reconnect) are not.
+constexpr auto kUnreachableAfter = std::chrono::milliseconds(500);
 }  // namespace
 
 struct Node::Event {
@@ -352,6 +357,8 @@ void Node::run_driver() {
     {
       std::unique_lock lock(mu_);
       std::optional<Clock::time_point> deadline = payload_signal_at_;
+      if (transport_ && (!deadline || next_reachability_poll_ < *deadline))
+        deadline = next_reachability_poll_;
       if (timer_ms_) {
         const uint64_t now = unix_time_ms();
         const auto timer =
@@ -383,7 +390,36 @@ void Node::run_driver() {
       timer_ms_.reset();
       handle(replica_->on_timer(unix_time_ms()));
     }
+    if (transport_ && Clock::now() >= next_reachability_poll_) poll_reachability();
   }
+}
+
+// Tells consensus which peers have been disconnected for a while, so that
+// the rounds a crashed node would lead end at once (Replica::on_unreachable).
+void Node::poll_reachability() {
+  const auto now = Clock::now();
+  next_reachability_poll_ = now + kReachabilityPollInterval;
+  if (disconnected_since_.size() != validators_.size())
+    disconnected_since_.assign(validators_.size(), std::nullopt);
+  std::vector<bool> unreachable(validators_.size(), false);
+  for (const auto& p : transport_->stats()) {
+    if (p.index >= validators_.size() || p.index == self_) continue;
+    auto& since = disconnected_since_[p.index];
+    if (p.connected) {
+      since.reset();
+    } else if (!since) {
+      since = now;
+    }
+    unreachable[p.index] = since && now - *since >= kUnreachableAfter;
+  }
+  if (unreachable == reported_unreachable_) return;
+  for (size_t i = 0; i < unreachable.size(); ++i) {
+    if (i < reported_unreachable_.size() && unreachable[i] != reported_unreachable_[i])
+      spdlog::info("consensus: node {} is {}", i,
+                   unreachable[i] ? "unreachable: its rounds end at once" : "reachable again");
+  }
+  reported_unreachable_ = unreachable;
+  handle(replica_->on_unreachable(std::move(unreachable), unix_time_ms()));
 }
 
 void Node::flush_forwards() {
@@ -471,7 +507,7 @@ void Node::execute(const std::vector<consensus::Block>& blocks, const std::vecto
   struct Executing {
     std::vector<Hash256> batch_ids;                     // aligned with the ledger block's batch
     std::vector<std::optional<size_t>> batch_position;  // per payload item, if in the batch
-    std::unordered_map<Hash256, Result<ledger::Registered>, HashOf> outcome;
+    std::unordered_map<Hash256, Result<ledger::Registered>, Hash256Hash> outcome;
   };
   std::vector<Executing> executing(blocks.size());
   std::vector<ledger::BlockInput> inputs(blocks.size());
@@ -569,7 +605,7 @@ void Node::execute(const std::vector<consensus::Block>& blocks, const std::vecto
 
 void Node::answer_executed(
     const consensus::Block& block, std::optional<uint64_t> height,
-    const std::unordered_map<Hash256, Result<ledger::Registered>, HashOf>& outcome) {
+    const std::unordered_map<Hash256, Result<ledger::Registered>, Hash256Hash>& outcome) {
   // Registrations wait for a quorum of receipt signatures; refusals are
   // answered now.
   std::vector<std::pair<std::shared_ptr<Promise>, ledger::Registered>> parked;

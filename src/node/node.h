@@ -143,13 +143,14 @@ class Node {
   void execute(const std::vector<consensus::Block>& blocks, const std::vector<Hash256>& ids);
   void answer_executed(
       const consensus::Block& block, std::optional<uint64_t> height,
-      const std::unordered_map<Hash256, Result<ledger::Registered>, HashOf>& outcome);
+      const std::unordered_map<Hash256, Result<ledger::Registered>, Hash256Hash>& outcome);
   void on_frame(uint32_t from, Frame frame);
   void on_receipt_signature(uint32_t from, uint64_t height, const ledger::NodeSignature& sig,
                             bool want_reply);
   void answer_signed(uint64_t height);
   void send(std::optional<uint32_t> to, const Frame& frame);
   void flush_forwards();
+  void poll_reachability();
 
   // Transport thread and forward pool.
   void on_network_frame(uint32_t from, Bytes bytes);
@@ -166,12 +167,15 @@ class Node {
 
   // Waiters by statement id; results parked by height until a quorum signs.
   std::mutex waiters_mu_;
-  std::unordered_map<Hash256, std::vector<std::shared_ptr<Promise>>, HashOf> waiters_;
+  std::unordered_map<Hash256, std::vector<std::shared_ptr<Promise>>, Hash256Hash> waiters_;
 
   // Driver state (driver thread only).
   std::unique_ptr<ConsensusStore> consensus_store_;
   std::unique_ptr<consensus::Replica> replica_;
   std::optional<uint64_t> timer_ms_;
+  std::chrono::steady_clock::time_point next_reachability_poll_{};
+  std::vector<std::optional<std::chrono::steady_clock::time_point>> disconnected_since_;
+  std::vector<bool> reported_unreachable_;
   bool payload_taken_in_step_ = false;  // see the payload source in open()
   std::map<uint64_t, std::vector<std::pair<std::shared_ptr<Promise>, ledger::Registered>>>
       awaiting_quorum_;

@@ -305,8 +305,21 @@ TEST_F(ClusterTest, SurvivesKillingFollowerThenLeader) {
   EXPECT_EQ(cluster_->kill(follower), 128 + SIGKILL);
   EXPECT_TRUE(load.progress_for(seconds(2), 3)) << "no progress with node-" << follower << " down";
   const size_t follower_down_to = load.ack_count();
+  // The others noticed and end its rounds at once (Replica::on_unreachable)
+  // instead of waiting out a round timeout each time it would lead.
+  const size_t witness = (follower + 1) % cluster_->size();
+  const std::string noticed = "consensus: node " + std::to_string(follower) + " is unreachable";
+  EXPECT_NE(slurp(cluster_->log_path(witness)).find(noticed), std::string::npos)
+      << "node-" << witness << " log:\n"
+      << slurp(cluster_->log_path(witness));
   ASSERT_TRUE(cluster_->start(follower));
   EXPECT_TRUE(load.progress_for(seconds(1), 5)) << "no progress after restarting node-" << follower;
+  const std::string back = "consensus: node " + std::to_string(follower) + " is reachable again";
+  const auto deadline = Clock::now() + seconds(10);
+  while (slurp(cluster_->log_path(witness)).find(back) == std::string::npos &&
+         Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_NE(slurp(cluster_->log_path(witness)).find(back), std::string::npos);
 
   leader = cluster_->leader();
   ASSERT_TRUE(leader);

@@ -230,5 +230,68 @@ TEST_F(DevicesCliTest, TheLifeOfAPump) {
   EXPECT_EQ(Json::parse(audit.out, nullptr, false).value("ok", false), true) << audit.out;
 }
 
+// A node that answers with hostile JSON: a word where a boolean belongs, a
+// path where an entry id belongs, an empty log, fields missing. The CLI
+// prints what it can or a clear error with a non-zero exit (never an
+// abort), writes no file outside the evidence folder, and never prints a
+// wrapped entry number.
+class HostileNode {
+ public:
+  HostileNode() : port_(free_port()) {
+    server_.Get(R"(/v1/devices/([^/]+)/state)",
+                [](const httplib::Request& req, httplib::Response& res) {
+                  const std::string id = req.matches[1];
+                  Json s = {{"device", id}, {"at", 1796000000000}, {"log_size_at", 0}};
+                  if (id == "typed-wrong") {
+                    s["decommissioned"] = "yes";  // a boolean is read here
+                  } else if (id == "path-evidence") {
+                    s["holder_since"] = {{"entry", "../../escaped"}, {"index", 1}};
+                  }
+                  res.set_content(s.dump(), "application/json");
+                });
+    // Bound before the thread starts: the first request finds it listening.
+    if (!server_.bind_to_port("127.0.0.1", port_)) throw std::runtime_error("bind failed");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~HostileNode() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  httplib::Server server_;
+  std::thread thread_;
+};
+
+TEST(DevicesCliHostileNodeTest, OddAnswersGiveClearErrorsNotCrashes) {
+  HostileNode node;
+  TempDir work;
+  auto state = [&](const std::string& id, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"device",        "state",  id,        "--at",
+                                     "1796000000000", "--node", node.url()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_custos(work.path(), args);
+  };
+  CommandResult empty = state("empty-log");
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_TRUE(contains(empty.out, "no entries yet")) << empty.out;
+  EXPECT_FALSE(contains(empty.out, "#18446744073709551615")) << empty.out;
+
+  CommandResult typed = state("typed-wrong");
+  EXPECT_NE(typed.exit_code, 0) << typed.out << typed.err;
+  EXPECT_LT(typed.exit_code, 128) << "killed by a signal: " << typed.err;
+  EXPECT_TRUE(contains(typed.err, "unexpected answer from the node")) << typed.err;
+
+  const std::string evidence = work.path() + "/deep/evidence";
+  CommandResult path = state("path-evidence", {"--evidence-dir", evidence});
+  EXPECT_NE(path.exit_code, 0) << path.out;
+  EXPECT_TRUE(contains(path.err, "not an entry id")) << path.err;
+  EXPECT_FALSE(std::filesystem::exists(work.path() + "/escaped.cose"));
+  EXPECT_FALSE(std::filesystem::exists(work.path() + "/deep/escaped.cose"));
+  EXPECT_TRUE(std::filesystem::is_empty(evidence));
+}
+
 }  // namespace
 }  // namespace custos::integration

@@ -480,6 +480,18 @@ class Cluster {
     nodes_[i]->replica.reset();
   }
 
+  // What the running nodes' transports report (every node's, or `only`'s):
+  // `down` is unreachable.
+  void report_unreachable(const std::set<NodeIndex>& down,
+                          std::optional<NodeIndex> only = std::nullopt) {
+    std::vector<bool> v(nodes_.size(), false);
+    for (NodeIndex d : down) v[d] = true;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (!nodes_[i]->up || (only && *only != i)) continue;
+      apply(static_cast<NodeIndex>(i), nodes_[i]->replica->on_unreachable(v, now_ms_));
+    }
+  }
+
   // Rebuild from what node i persisted, as a real node would after a restart.
   void restart(NodeIndex i) {
     Node& n = *nodes_[i];
@@ -699,6 +711,52 @@ TEST(ClusterTest, CrashedLeaderCostsATimeoutThenProgressResumes) {
   size_t before = cluster.node(0).log.size();
   ASSERT_TRUE(
       cluster.run_until([&] { return cluster.node(0).log.size() >= before + 10; }, 120'000));
+  cluster.expect_logs_agree();
+}
+
+// With the crashed leader reported unreachable, its rounds end at once by a
+// TC instead of after the 1 s round timeout (here: no simulated time passes
+// at all), and once it is back and reachable its rounds carry blocks again.
+TEST(ClusterTest, UnreachableLeaderIsTimedOutAtOnce) {
+  Cluster cluster(4);
+  ASSERT_TRUE(cluster.run_until([&] { return cluster.node(0).log.size() >= 2; }, 60'000));
+  cluster.crash(2);  // leads rounds 2, 6, 10, ...
+  cluster.report_unreachable({2});
+  const uint64_t crashed_ms = cluster.now_ms();
+  for (int wave = 0; wave < 5; ++wave) {  // several turns of the leader rotation
+    auto items = make_items("wave-" + std::to_string(wave) + "-", 4);
+    for (const Bytes& item : items) cluster.submit(item);
+    ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items, {2}); }, 60'000));
+  }
+  EXPECT_EQ(cluster.now_ms(), crashed_ms) << "a round waited for its timeout";
+  EXPECT_GT(cluster.timeouts_sent(), 0u);
+  EXPECT_GT(cluster.node(0).replica->round(), 10u);
+  cluster.expect_logs_agree();
+
+  cluster.restart(2);
+  cluster.report_unreachable({});
+  auto items = make_items("back-", 12);
+  for (const Bytes& item : items) cluster.submit(item);
+  ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items); }, 60'000));
+  bool led_by_2 = false;
+  for (const Block& b : cluster.node(0).log) led_by_2 = led_by_2 || b.author == 2;
+  ASSERT_TRUE(cluster.run_until(
+      [&] {
+        for (const Block& b : cluster.node(0).log) led_by_2 = led_by_2 || b.author == 2;
+        return led_by_2;
+      },
+      60'000));
+  cluster.expect_logs_agree();
+}
+
+// A wrong view (the leader is fine, one node believes it unreachable) costs
+// that node's vote in the leader's rounds, never progress or safety.
+TEST(ClusterTest, AWrongUnreachableViewDoesNotStall) {
+  Cluster cluster(4);
+  cluster.report_unreachable({2}, /*only=*/0);
+  auto items = make_items("wrong-view-", 20);
+  for (const Bytes& item : items) cluster.submit(item);
+  ASSERT_TRUE(cluster.run_until([&] { return all_committed(cluster, items); }, 60'000));
   cluster.expect_logs_agree();
 }
 
