@@ -351,20 +351,40 @@ TEST_F(GatewayTest, OfflineWillIsCountedNotRegistered) {
   EXPECT_TRUE(entry_ids_by_issuer(*client_, d.id).empty());
 }
 
+// One node, one broker, the maker and one registered device: where the
+// crash tests below start.
+struct OneNodeRig {
+  TempDir dir;
+  std::unique_ptr<NodeProcess> node;
+  std::unique_ptr<BrokerProcess> broker;
+  std::optional<Maker> maker;
+  std::optional<Device> device;
+
+  ::testing::AssertionResult start(const std::string& device_id) {
+    mosquitto_lib_init();
+    std::filesystem::create_directories(dir.path() + "/node");
+    node = std::make_unique<NodeProcess>(dir.path() + "/node");
+    if (auto up = node->start(); !up) return up;
+    broker = std::make_unique<BrokerProcess>(dir.path() + "/broker");
+    if (auto up = broker->start(); !up) return up;
+    maker = register_maker(dir.path(), *node);
+    device = make_device(dir.path(), *node, *maker, *broker, device_id);
+    return ::testing::AssertionSuccess();
+  }
+  // After start(): what a test uses.
+  std::tuple<TempDir&, NodeProcess&, BrokerProcess&, Device&> parts() {
+    return {dir, *node, *broker, *device};
+  }
+};
+
 // libmosquitto queues the PUBACK before on_message runs; the gateway's loop
 // writes it only after the spool is synced. Killed inside on_message (before
 // spooling), the gateway never acknowledged that message, so the broker
 // delivers it again to the restarted gateway.
 TEST(GatewayCrashTest, KilledInsideOnMessageLosesNothing) {
-  mosquitto_lib_init();
-  TempDir dir;
-  std::filesystem::create_directories(dir.path() + "/node");
-  NodeProcess node(dir.path() + "/node");
-  ASSERT_TRUE(node.start());
-  BrokerProcess broker(dir.path() + "/broker");
-  ASSERT_TRUE(broker.start());
-  Maker maker = register_maker(dir.path(), node);
-  Device d = make_device(dir.path(), node, maker, broker, "crash-pump");
+  OneNodeRig rig;
+  ASSERT_TRUE(rig.start("crash-pump"));
+  auto [dir, node, broker, d] = rig.parts();
   GatewayProcess gw(dir.path() + "/gw", broker, {node.url()});
   ASSERT_TRUE(gw.start(true, "kill-in-on-message=3"));
   MqttClient c(broker, d.id, d.tls);
@@ -399,15 +419,9 @@ TEST(GatewayCrashTest, KilledInsideOnMessageLosesNothing) {
 // asked for again by publishing the statement again, after the reconnect
 // and after a while without an answer; the ledger holds it once.
 TEST(GatewayCrashTest, AnAnswerLostWhileTheDeviceWasAwayIsAskedForAgain) {
-  mosquitto_lib_init();
-  TempDir dir;
-  std::filesystem::create_directories(dir.path() + "/node");
-  NodeProcess node(dir.path() + "/node");
-  ASSERT_TRUE(node.start());
-  BrokerProcess broker(dir.path() + "/broker");
-  ASSERT_TRUE(broker.start());
-  Maker maker = register_maker(dir.path(), node);
-  Device d = make_device(dir.path(), node, maker, broker, "away-pump");
+  OneNodeRig rig;
+  ASSERT_TRUE(rig.start("away-pump"));
+  auto [dir, node, broker, d] = rig.parts();
   GatewayProcess gw(dir.path() + "/gw", broker, {node.url()});
   // Once, so the broker keeps the gateway's session (and queues for it)
   // while it is stopped.
@@ -577,15 +591,9 @@ TEST(GatewayCrashTest, FaultsDuringLoadLoseNothingAcknowledged) {
 // pauses (the broker queues); with the node back, everything drains. The
 // first node URL is dead for good: requests fail over to the second.
 TEST(GatewayCrashTest, BackpressureAndFailoverLoseNothing) {
-  mosquitto_lib_init();
-  TempDir dir;
-  std::filesystem::create_directories(dir.path() + "/node");
-  NodeProcess node(dir.path() + "/node");
-  ASSERT_TRUE(node.start());
-  BrokerProcess broker(dir.path() + "/broker");
-  ASSERT_TRUE(broker.start());
-  Maker maker = register_maker(dir.path(), node);
-  Device d = make_device(dir.path(), node, maker, broker, "bp-pump");
+  OneNodeRig rig;
+  ASSERT_TRUE(rig.start("bp-pump"));
+  auto [dir, node, broker, d] = rig.parts();
   const std::string dead = "http://127.0.0.1:" + std::to_string(free_port());
   GatewayProcess gw(dir.path() + "/gw", broker, {dead, node.url()}, {"--spool-max-messages", "20"});
   ASSERT_TRUE(gw.start());
