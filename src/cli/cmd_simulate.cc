@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -43,6 +44,8 @@ constexpr size_t kIdPrefixChars = 16;
 // How long to wait at the end for the answers to what the devices
 // published (an offline device's queue is sent first).
 constexpr int kDrainTimeoutS = 20;
+// Fault messages waiting for the fault thread (a handful per run).
+constexpr size_t kFaultQueueMax = 64;
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) {
@@ -404,6 +407,61 @@ class Desk {
   std::thread thread_;
 };
 
+// The hand-made fault messages (replay, tamper, cloned key), each over a
+// TLS connection of its own and waiting up to seconds for the gateway's
+// answer, run here in order: the device loop keeps pumping meanwhile, so
+// the devices' own events and the ward outage keep their timing.
+class FaultThread {
+ public:
+  FaultThread() : thread_([this] { run(); }) {}
+  ~FaultThread() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  bool push(std::function<void()> task) {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= kFaultQueueMax) return false;
+    queue_.push_back(std::move(task));
+    cv_.notify_all();
+    return true;
+  }
+  // Waits until every task pushed so far has run.
+  void finish() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        task = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      task();
+      std::lock_guard lock(mu_);
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 std::vector<std::string> split_csv(const std::string& csv) {
   std::vector<std::string> out;
   size_t i = 0;
@@ -425,6 +483,8 @@ class Simulation {
   Status run() {
     CUSTOS_RETURN_IF_ERROR(open_devices());
     Desk desk(o_, w_, h_.config(), stats_);
+    FaultThread faults;
+    faults_ = &faults;
     const auto start = Clock::now();
     auto next_summary = start;
     std::vector<Action> later;  // actions whose time has not come (network back up)
@@ -450,6 +510,8 @@ class Simulation {
       if (o_.duration_s && Clock::now() - start >= std::chrono::seconds(o_.duration_s)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    faults.finish();  // its counts belong in the final summary
+    faults_ = nullptr;
     drain();
     summary(std::chrono::duration<double>(Clock::now() - start).count(), true);
     for (auto& s : slots_) custos_device_close(s->dev);
@@ -542,8 +604,8 @@ class Simulation {
   }
 
   // A network coming back before the outage has lasted its whole length:
-  // the loss may have begun late (the other faults of the moment are sent
-  // first, each over its own TLS connection).
+  // the loss may have begun late (a slow turn of the device loop), and the
+  // outage is promised to last --outage-s.
   bool too_early(const Action& a, uint64_t now_ms) const {
     if (a.kind != Action::Kind::kNetworkUp) return false;
     const uint64_t since = slots_[a.device]->offline_since_ms;
@@ -585,12 +647,18 @@ class Simulation {
         network(*slots_[a.device], true);
         return;
       case Action::Kind::kReplay:
-        return replay(a);
       case Action::Kind::kTamper:
-        return tamper(a);
       case Action::Kind::kClone:
-        return clone(a);
+        if (!faults_->push([this, a] { fault(a); })) note("faults", "queue full, one dropped");
+        return;
     }
+  }
+
+  // On the fault thread.
+  void fault(const Action& a) {
+    if (a.kind == Action::Kind::kReplay) return replay(a);
+    if (a.kind == Action::Kind::kTamper) return tamper(a);
+    clone(a);
   }
 
   // The exact bytes of one of the device's registered statements (its
@@ -850,7 +918,8 @@ class Simulation {
   gateway::BrokerEndpoint broker_;
   Stats stats_;
   std::vector<std::unique_ptr<DeviceSlot>> slots_;
-  uint64_t raw_sequence_ = 0;
+  uint64_t raw_sequence_ = 0;      // fault thread only
+  FaultThread* faults_ = nullptr;  // while run() runs
 };
 
 Result<hospital::Config> hospital_config(const SimulateOptions& o) {

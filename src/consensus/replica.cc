@@ -192,10 +192,16 @@ struct Replica::State {
   // per round) rather than at its deadline: its leader is unreachable (no
   // proposal will come), or the next leader is (the votes that would
   // certify this round's block go to it).
+  //
+  // The leader itself proposes first (propose() calls this again): were its
+  // view wrong, giving up would cost the others a whole round timeout (its
+  // timeout alone forms no TC); were it right, the others' immediate
+  // timeouts (f + 1 of them) make it join at once anyway.
   void time_out_unreachable_leader() {
     const uint64_t r = round();
     if (!is_unreachable(leader(r)) && !is_unreachable(leader(r + 1))) return;
     if (sent_timeout && sent_timeout->round == r) return;
+    if (leader(r) == config.self && proposed_round < r) return;
     local_timeout();
   }
 
@@ -340,6 +346,7 @@ struct Replica::State {
     round_deadline_ms = now_ms + timeout_duration_ms();
     out->blocks.push_back(b);
     broadcast(Proposal{std::move(b)});
+    time_out_unreachable_leader();
   }
 
   // ---------------------------------------------------------------------------

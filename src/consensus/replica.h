@@ -122,9 +122,9 @@ class Replica {
   // entries count as reachable), as its transport sees it. A round whose
   // leader is unreachable, or whose next leader is (it collects the votes),
   // is timed out at once instead of after the round timeout: with a crashed
-  // node, two rounds in n otherwise cost a whole timeout each. Only liveness
-  // depends on it: a wrong view costs at most this node's vote in those
-  // rounds.
+  // node, two rounds in n otherwise cost a whole timeout each. A leader
+  // proposes before it times out such a round. Only liveness depends on it:
+  // a wrong view costs at most this node's vote in those rounds.
   Output on_unreachable(std::vector<bool> unreachable, uint64_t now_ms);
 
   uint64_t round() const;

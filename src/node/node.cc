@@ -117,6 +117,14 @@ Status Node::open() {
 }
 
 Node::~Node() {
+  // The driver first: it sends through the transport and polls its peer
+  // connections, so the transport must outlive it.
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (driver_.joinable()) driver_.join();
   transport_.reset();  // no more frames from peers
   {
     std::lock_guard lock(forward_mu_);
@@ -124,12 +132,6 @@ Node::~Node() {
   }
   forward_cv_.notify_all();
   for (auto& t : forward_threads_) t.join();
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (driver_.joinable()) driver_.join();
   // Nobody may be left waiting on a promise that will never be kept.
   const Status stopping = error(ErrorCode::kUnavailable, "the node is shutting down");
   for (auto& [height, parked] : awaiting_quorum_) {
