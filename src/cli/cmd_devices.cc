@@ -46,15 +46,10 @@ void add_conn(CLI::App* cmd, Conn& c) {
 }
 
 void run(CLI::App* cmd, std::function<Status()> f) {
+  // A value of an unexpected type in the node's answer throws; main()
+  // turns that into an error message and an exit code.
   cmd->callback([f = std::move(f)] {
-    Status s;
-    try {
-      s = f();
-    } catch (const nlohmann::json::exception& e) {
-      // A value of an unexpected type in the node's answer.
-      s = error(ErrorCode::kMalformed, std::string("unexpected answer from the node: ") + e.what());
-    }
-    if (!s.ok()) exit_status() = fail(s);
+    if (Status s = f(); !s.ok()) exit_status() = fail(s);
   });
 }
 

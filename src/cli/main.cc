@@ -1,5 +1,6 @@
 // custos: one binary for running a node and for every client task.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cli/common.h"
 
@@ -24,6 +25,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : custos::cli::kExitUsage;
+  } catch (const nlohmann::json::exception& e) {
+    // A value of an unexpected type in a node's answer, for every command:
+    // a clear error and an exit code, never an abort.
+    return custos::cli::fail(
+        custos::error(custos::ErrorCode::kMalformed,
+                      std::string("unexpected answer from the node: ") + e.what()));
   }
   return custos::cli::exit_status();
 }

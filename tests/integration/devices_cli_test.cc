@@ -249,6 +249,11 @@ class HostileNode {
                   }
                   res.set_content(s.dump(), "application/json");
                 });
+    // An order whose fields are of the wrong types.
+    server_.Get(R"(/v1/orders/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(Json({{"order", {{"id", 7}, {"drug", true}}}, {"status", 1}}).dump(),
+                      "application/json");
+    });
     // Bound before the thread starts: the first request finds it listening.
     if (!server_.bind_to_port("127.0.0.1", port_)) throw std::runtime_error("bind failed");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -283,6 +288,12 @@ TEST(DevicesCliHostileNodeTest, OddAnswersGiveClearErrorsNotCrashes) {
   EXPECT_NE(typed.exit_code, 0) << typed.out << typed.err;
   EXPECT_LT(typed.exit_code, 128) << "killed by a signal: " << typed.err;
   EXPECT_TRUE(contains(typed.err, "unexpected answer from the node")) << typed.err;
+
+  // Another command than `device`: the same clear error (main() catches).
+  CommandResult order = run_custos(work.path(), {"order", "show", "o-1", "--node", node.url()});
+  EXPECT_NE(order.exit_code, 0) << order.out << order.err;
+  EXPECT_LT(order.exit_code, 128) << "killed by a signal: " << order.err;
+  EXPECT_TRUE(contains(order.err, "unexpected answer from the node")) << order.err;
 
   const std::string evidence = work.path() + "/deep/evidence";
   CommandResult path = state("path-evidence", {"--evidence-dir", evidence});
