@@ -11,7 +11,8 @@
 #   4. the interop tests against independent COSE / RFC 9162 code (npm),
 #      and the FHIR R4 exports of a real node against the official R4 JSON
 #      schema (npm, tests/fhir),
-#   5. a smoke run of the benchmarks, one node and a 4-node consortium (never a
+#   5. a smoke run of the benchmarks, one node, a 4-node consortium (also with
+#      one node SIGKILLed) and the device pipeline (never a
 #      speed assertion).
 # Ends with one line "N passed, N failed".
 set -uo pipefail
