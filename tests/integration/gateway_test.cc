@@ -479,6 +479,16 @@ TEST(GatewayCrashTest, AnAnswerLostWhileTheDeviceWasAwayIsAskedForAgain) {
                          std::chrono::seconds(20)))
       << slurp(gw.log_path());
   EXPECT_GE(gw.status().value("received", 0), 2) << "the timer did not publish it again";
+  // Every copy handled and answered into the void before the device is
+  // back (else the first answer could still reach it, which proves nothing).
+  ASSERT_TRUE(eventually(
+      [&] {
+        Json st = gw.status();
+        return st.value("spool_depth", 1) == 0 && st.value("registered", 0) >= 1;
+      },
+      std::chrono::seconds(20)))
+      << gw.status().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the outbox reaches the broker
   EXPECT_EQ(custos_device_pending(dev), 1u);
   {
     std::lock_guard<std::mutex> lock(answers.mu);
