@@ -6,6 +6,7 @@
  * and publishing again is how the device asks for it. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ struct custos_device {
   char host[256], ca[PATH_BYTES_MAX], cert[PATH_BYTES_MAX], cert_key[PATH_BYTES_MAX];
   int port, keepalive_s, want_acks, want_receipts;
   long long answer_resend_ms;
+  long long next_resend_ms; /* monotonic: no entry is due before (0 = look) */
   uint32_t queue_messages_max, queue_bytes_max;
   int memory_queue;
   long clock_offset_s;
@@ -215,16 +217,24 @@ static void publish_entry(custos_device* d, entry* e) {
  * answered are published again (the gateway may have been down, or its
  * answer dropped); each waits twice as long as the last time. */
 static void resend_unanswered(custos_device* d) {
-  long long now = mono_ms();
+  long long now = mono_ms(), next = LLONG_MAX;
   size_t i;
+  /* The loop runs often and the queue may hold thousands: look only when
+   * one is due. */
+  if (now < d->next_resend_ms) return;
   for (i = 0; i < d->count; ++i) {
     entry* e = &d->entries[i];
-    if (!e->awaiting_answer || now < e->resend_at_ms) continue;
+    if (!e->awaiting_answer) continue;
+    if (now < e->resend_at_ms) {
+      if (e->resend_at_ms < next) next = e->resend_at_ms;
+      continue;
+    }
     e->resend_wait_ms = e->resend_wait_ms * 2 > CUSTOS_ANSWER_RESEND_MS_MAX
                             ? CUSTOS_ANSWER_RESEND_MS_MAX
                             : e->resend_wait_ms * 2;
     publish_entry(d, e);
   }
+  d->next_resend_ms = next;
 }
 
 static size_t find_entry(const custos_device* d, uint64_t sequence) {
@@ -279,6 +289,9 @@ static void on_publish(struct mosquitto* m, void* obj, int mid, int reason,
         d->entries[i].mid = -1; /* the broker has it: kept until answered */
         d->entries[i].awaiting_answer = 1;
         d->entries[i].resend_at_ms = mono_ms() + d->entries[i].resend_wait_ms;
+        if (d->entries[i].resend_at_ms < d->next_resend_ms) {
+          d->next_resend_ms = d->entries[i].resend_at_ms;
+        }
       } else if (reason < 0x80) {
         drop_entry(d, i); /* the broker has it */
       } else {

@@ -226,6 +226,9 @@ TEST(SdkDevice, QueuesOnDiskWhileOfflineAndKeepsItAcrossRestarts) {
   custos_device_config bad = cfg;
   bad.device_id = "pump/1";
   EXPECT_EQ(custos_device_open(&bad, &dev), CUSTOS_EINVAL);
+  custos_device_config slow = cfg;
+  slow.answer_resend_ms = CUSTOS_ANSWER_RESEND_MS_MAX + 1;
+  EXPECT_EQ(custos_device_open(&slow, &dev), CUSTOS_EINVAL) << "resend wait over its limit";
   // A simulator's device keeps its queue in memory: nothing survives it.
   custos_device_config sim = cfg;
   sim.device_id = "sim-1";
