@@ -483,8 +483,6 @@ class Simulation {
   Status run() {
     CUSTOS_RETURN_IF_ERROR(open_devices());
     Desk desk(o_, w_, h_.config(), stats_);
-    FaultThread faults;
-    faults_ = &faults;
     const auto start = Clock::now();
     auto next_summary = start;
     std::vector<Action> later;  // actions whose time has not come (network back up)
@@ -510,8 +508,7 @@ class Simulation {
       if (o_.duration_s && Clock::now() - start >= std::chrono::seconds(o_.duration_s)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    faults.finish();  // its counts belong in the final summary
-    faults_ = nullptr;
+    faults_.finish();  // its counts belong in the final summary
     drain();
     summary(std::chrono::duration<double>(Clock::now() - start).count(), true);
     for (auto& s : slots_) custos_device_close(s->dev);
@@ -649,7 +646,7 @@ class Simulation {
       case Action::Kind::kReplay:
       case Action::Kind::kTamper:
       case Action::Kind::kClone:
-        if (!faults_->push([this, a] { fault(a); })) note("faults", "queue full, one dropped");
+        if (!faults_.push([this, a] { fault(a); })) note("faults", "queue full, one dropped");
         return;
     }
   }
@@ -918,8 +915,8 @@ class Simulation {
   gateway::BrokerEndpoint broker_;
   Stats stats_;
   std::vector<std::unique_ptr<DeviceSlot>> slots_;
-  uint64_t raw_sequence_ = 0;      // fault thread only
-  FaultThread* faults_ = nullptr;  // while run() runs
+  uint64_t raw_sequence_ = 0;  // fault thread only
+  FaultThread faults_;         // last: stopped before what its tasks use
 };
 
 Result<hospital::Config> hospital_config(const SimulateOptions& o) {
