@@ -315,11 +315,10 @@ TEST_F(ClusterTest, SurvivesKillingFollowerThenLeader) {
   ASSERT_TRUE(cluster_->start(follower));
   EXPECT_TRUE(load.progress_for(seconds(1), 5)) << "no progress after restarting node-" << follower;
   const std::string back = "consensus: node " + std::to_string(follower) + " is reachable again";
-  const auto deadline = Clock::now() + seconds(10);
-  while (slurp(cluster_->log_path(witness)).find(back) == std::string::npos &&
-         Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_NE(slurp(cluster_->log_path(witness)).find(back), std::string::npos);
+  EXPECT_TRUE(
+      eventually([&] { return slurp(cluster_->log_path(witness)).find(back) != std::string::npos; },
+                 seconds(10), 100))
+      << "node-" << witness << " never saw node-" << follower << " back";
 
   leader = cluster_->leader();
   ASSERT_TRUE(leader);

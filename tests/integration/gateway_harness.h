@@ -40,16 +40,6 @@ inline bool port_open(int port) {
   return ok;
 }
 
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout, int step_ms = 50) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
-  }
-  return pred();
-}
-
 // `custos broker init` once, then mosquitto started, stopped and killed.
 class BrokerProcess {
  public:

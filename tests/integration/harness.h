@@ -107,6 +107,18 @@ class TempDir {
   std::string path_;
 };
 
+// Polls `pred` every step_ms until it holds or `timeout` passes; its last
+// answer.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout, int step_ms = 50) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
+  }
+  return pred();
+}
+
 // A loopback port nobody listens on right now. Another process could take it
 // before the node binds; the node then fails to start and start() says so.
 inline int free_port() {
