@@ -93,11 +93,35 @@ BEFORE=$(limit)
 busy_s() {  # CPU seconds the whole machine spent busy so far (/proc/stat)
   awk '/^cpu /{print ($2+$3+$4+$7+$8+$9)/100}' /proc/stat
 }
+proc_cpu() {  # CPU seconds used so far by each process of the pipeline, as JSON
+  python3 - <<'PY'
+import json, os
+hz = os.sysconf("SC_CLK_TCK")
+cpu = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
+    except OSError:
+        continue
+    fields = stat[stat.rindex(")") + 2:].split()
+    used = (int(fields[11]) + int(fields[12])) / hz
+    exe = os.path.basename(cmd[0])
+    role = ("node-" + pid if exe == "custos" and "node" in cmd[1:2]
+            else "gateway" if exe == "custos" and "gateway" in cmd[1:2]
+            else "broker" if exe == "mosquitto" else None)
+    if role:
+        cpu[role] = used
+print(json.dumps(cpu))
+PY
+}
 height() { curl -sf "http://127.0.0.1:$API/v1/node" | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])'; }
 echo "peak: $DEVICES devices x $EVENTS events, as fast as they go..." >&2
 H0=$(height)
 C0=$(busy_s)
+P0=$(proc_cpu)
 PEAK=$(fleet 0)
+P1=$(proc_cpu)
 C1=$(busy_s)
 H1=$(height)
 HALF_RATE=$(python3 -c 'import json, sys
@@ -105,9 +129,21 @@ print(max(json.loads(sys.argv[1])["events_per_s"] / 2 / int(sys.argv[2]), 0.01))
 echo "half of the peak: $HALF_RATE events/s per device..." >&2
 HALF=$(fleet "$HALF_RATE")
 AFTER=$(limit)
-python3 - "$BEFORE" "$AFTER" "$PEAK" "$HALF" "$H0" "$H1" "$C0" "$C1" <<'PY'
+python3 - "$BEFORE" "$AFTER" "$PEAK" "$HALF" "$H0" "$H1" "$C0" "$C1" "$P0" "$P1" <<'PY'
 import json, sys
 before, after, peak, half = (json.loads(a) for a in sys.argv[1:5])
+p0, p1 = json.loads(sys.argv[9]), json.loads(sys.argv[10])
+# CPU per event of each process during the peak: the nodes (mean of them),
+# the gateway, the broker, and the fleet (which reports its own).
+if peak["acked"]:
+    per = lambda s: round(s * 1e6 / peak["acked"], 1)
+    nodes = [per(p1[k] - p0[k]) for k in p1 if k.startswith("node-") and k in p0]
+    peak["cpu_us_per_event"] = {
+        "each_node": round(sum(nodes) / len(nodes), 1) if nodes else None,
+        "gateway": per(p1.get("gateway", 0) - p0.get("gateway", 0)),
+        "broker": per(p1.get("broker", 0) - p0.get("broker", 0)),
+        "fleet": per(peak.get("cpu_s", 0)),
+    }
 blocks = int(sys.argv[6]) - int(sys.argv[5])
 # The machine's busy CPU time per event while the peak ran: every process
 # of the pipeline (and anything else running) together.

@@ -232,9 +232,12 @@ void BrokerLink::flush_outbox() {
       mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, m.correlation.data(),
                                     static_cast<uint16_t>(m.correlation.size()));
     }
+    // QoS 0: devices' sessions are clean, so QoS 1 would not keep an answer
+    // for a device that is away; the SDK asks again for an unanswered
+    // statement instead (docs/gateway.md, "Topics"). QoS 1 cost two PUBACKs.
     const int rc =
         mosquitto_publish_v5(mosq_, nullptr, m.topic.c_str(), static_cast<int>(m.payload.size()),
-                             m.payload.data(), 1, false, props);
+                             m.payload.data(), /*qos=*/0, false, props);
     mosquitto_property_free_all(&props);
     if (rc != MOSQ_ERR_SUCCESS) {
       metrics_.answers_dropped++;

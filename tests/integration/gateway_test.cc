@@ -6,6 +6,8 @@
 // and counted; a gateway killed inside on_message, a gateway SIGKILL, a
 // broker restart and a node kill during load lose nothing the broker
 // acknowledged to the publisher.
+#include <poll.h>
+
 #include <set>
 
 #include "custos_device.h"
@@ -377,6 +379,94 @@ struct OneNodeRig {
   }
 };
 
+// The SDK's configuration for a rig's device, acks wanted, answers recorded
+// (sequence number, JSON) as they come.
+struct SdkDevice {
+  struct Answers {
+    std::mutex mu;
+    std::vector<std::pair<uint64_t, Json>> got;
+  } answers;
+  std::string state, ca, cert, key;
+  custos_device_config cfg{};
+
+  SdkDevice(std::string state_dir, BrokerProcess& broker, const Device& d)
+      : state(std::move(state_dir)),
+        ca(broker.dir() + "/ca.crt"),
+        cert(d.tls + ".crt"),
+        key(d.tls + ".key") {
+    cfg.device_id = d.id.c_str();
+    cfg.site = "st-mary";
+    cfg.unit = "icu";
+    cfg.device_class = "infusion-pump";
+    cfg.key_path = d.key_path.c_str();
+    cfg.state_dir = state.c_str();
+    cfg.host = "127.0.0.1";
+    cfg.port = broker.port();
+    cfg.ca_path = ca.c_str();
+    cfg.cert_path = cert.c_str();
+    cfg.cert_key_path = key.c_str();
+    cfg.want_acks = 1;
+    cfg.user = &answers;
+    cfg.on_ack = [](custos_device*, const custos_ack* ack, void* user) {
+      auto* a = static_cast<Answers*>(user);
+      std::lock_guard<std::mutex> lock(a->mu);
+      a->got.emplace_back(ack->sequence,
+                          Json::parse(std::string(ack->json, ack->json_len), nullptr, false));
+    };
+  }
+  size_t answered() {
+    std::lock_guard<std::mutex> lock(answers.mu);
+    return answers.got.size();
+  }
+};
+
+// A program driving devices from one poll() (a simulator, custos-fleet)
+// waits on custos_device_socket (with POLLOUT when custos_device_want_write)
+// and runs a device's loop when its socket is ready (and every 100 ms or so
+// for keepalives and resends; not here, so the socket alone must carry the
+// connection, the publishes and every answer).
+TEST(SdkDevice, DrivenByPollOnItsSocketGetsEveryAnswer) {
+  OneNodeRig rig;
+  ASSERT_TRUE(rig.start("polled-pump"));
+  auto [dir, node, broker, d] = rig.parts();
+  GatewayProcess gw(dir.path() + "/gw", broker, {node.url()});
+  ASSERT_TRUE(gw.start());
+  SdkDevice sdk(dir.path() + "/polled-state", broker, d);
+  custos_device* dev = nullptr;
+  ASSERT_EQ(custos_device_open(&sdk.cfg, &dev), CUSTOS_OK);
+  EXPECT_EQ(custos_device_socket(dev), -1);  // no connection before the first loop
+  EXPECT_EQ(custos_device_want_write(dev), 0);
+  auto pump_until = [&](auto done) {
+    const auto until = Clock::now() + std::chrono::seconds(20);
+    while (Clock::now() < until && !done()) {
+      const int fd = custos_device_socket(dev);
+      if (fd < 0) {  // not connected: the loop connects
+        custos_device_loop(dev, 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      pollfd p{fd, static_cast<short>(POLLIN | (custos_device_want_write(dev) ? POLLOUT : 0)), 0};
+      if (::poll(&p, 1, 100) > 0) custos_device_loop(dev, 0);
+    }
+    return done();
+  };
+  ASSERT_TRUE(pump_until([&] { return custos_device_connected(dev) != 0; }));
+  EXPECT_GE(custos_device_socket(dev), 0);
+  custos_payload p;
+  custos_payload_event(&p, "start");
+  for (int64_t want = 1; want <= 3; ++want) ASSERT_EQ(custos_device_event(dev, &p, "inf-1"), want);
+  EXPECT_TRUE(pump_until([&] { return sdk.answered() == 3 && custos_device_pending(dev) == 0; }))
+      << slurp(gw.log_path());
+  {
+    std::lock_guard<std::mutex> lock(sdk.answers.mu);
+    for (const auto& [sequence, answer] : sdk.answers.got)
+      EXPECT_EQ(answer.value("status", ""), "registered") << sequence << " " << answer.dump();
+  }
+  EXPECT_EQ(entry_ids_by_issuer(*make_client(node.port()), d.id).size(), 3u);
+  custos_device_close(dev);
+  EXPECT_EQ(gw.stop(), 0);
+}
+
 // libmosquitto queues the PUBACK before on_message runs; the gateway's loop
 // writes it only after the spool is synced. Killed inside on_message (before
 // spooling), the gateway never acknowledged that message, so the broker
@@ -428,35 +518,11 @@ TEST(GatewayCrashTest, AnAnswerLostWhileTheDeviceWasAwayIsAskedForAgain) {
   ASSERT_TRUE(gw.start());
   ASSERT_EQ(gw.stop(), 0);
 
-  struct Answers {
-    std::mutex mu;
-    std::vector<std::pair<uint64_t, Json>> got;
-  } answers;
-  const std::string state = dir.path() + "/away-state";
-  const std::string ca = broker.dir() + "/ca.crt", cert = d.tls + ".crt", key = d.tls + ".key";
-  custos_device_config cfg{};
-  cfg.device_id = d.id.c_str();
-  cfg.site = "st-mary";
-  cfg.unit = "icu";
-  cfg.device_class = "infusion-pump";
-  cfg.key_path = d.key_path.c_str();
-  cfg.state_dir = state.c_str();
-  cfg.host = "127.0.0.1";
-  cfg.port = broker.port();
-  cfg.ca_path = ca.c_str();
-  cfg.cert_path = cert.c_str();
-  cfg.cert_key_path = key.c_str();
-  cfg.want_acks = 1;
-  cfg.answer_resend_ms = 300;
-  cfg.user = &answers;
-  cfg.on_ack = [](custos_device*, const custos_ack* ack, void* user) {
-    auto* a = static_cast<Answers*>(user);
-    std::lock_guard<std::mutex> lock(a->mu);
-    a->got.emplace_back(ack->sequence,
-                        Json::parse(std::string(ack->json, ack->json_len), nullptr, false));
-  };
+  SdkDevice sdk(dir.path() + "/away-state", broker, d);
+  sdk.cfg.answer_resend_ms = 300;
+  auto& answers = sdk.answers;
   custos_device* dev = nullptr;
-  ASSERT_EQ(custos_device_open(&cfg, &dev), CUSTOS_OK);
+  ASSERT_EQ(custos_device_open(&sdk.cfg, &dev), CUSTOS_OK);
   auto loop_for = [&](std::chrono::milliseconds how_long, auto done) {
     const auto until = Clock::now() + how_long;
     while (Clock::now() < until && !done()) custos_device_loop(dev, 20);

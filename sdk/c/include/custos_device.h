@@ -220,6 +220,15 @@ int64_t custos_device_event(custos_device* dev, const custos_payload* payload, c
 int64_t custos_device_publish(custos_device* dev, const char* content_type, const char* kind,
                               const uint8_t* payload, size_t payload_len, const char* subject);
 int custos_device_connected(const custos_device* dev);
+/* For a program that drives many devices from one thread (a simulator):
+ * the socket to wait on, -1 while not connected, and whether the device has
+ * bytes waiting to be written. Such a program poll()s every device's socket
+ * (POLLOUT too when custos_device_want_write) and calls
+ * custos_device_loop(dev, 0) on the ready ones, and on all of them every
+ * 100 ms or so (keepalive, reconnects, resends), instead of calling
+ * custos_device_loop(dev, 0) on all of them in a busy loop. */
+int custos_device_socket(const custos_device* dev);
+int custos_device_want_write(const custos_device* dev);
 /* Simulators only: the device loses (offline = 1) or gets back (0) its
  * network. Going offline drops the connection without a DISCONNECT (the
  * broker then publishes the will, as for a cut cable) and nothing more is

@@ -528,6 +528,14 @@ int custos_device_connected(const custos_device* d) {
   return d->connected;
 }
 
+int custos_device_socket(const custos_device* d) {
+  return d->mosq ? mosquitto_socket(d->mosq) : -1;
+}
+
+int custos_device_want_write(const custos_device* d) {
+  return d->mosq && mosquitto_socket(d->mosq) >= 0 && mosquitto_want_write(d->mosq);
+}
+
 int custos_device_set_offline(custos_device* d, int offline) {
   size_t i;
   if (!d) return CUSTOS_EINVAL;
