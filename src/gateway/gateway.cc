@@ -483,6 +483,9 @@ struct Gateway::Impl {
       }
       lane.key_cache_size = keys.size();
       if (!batch.empty() && !submit(std::move(batch), client)) return;
+      if (Status s = spool->flush_removals(); !s.ok()) {
+        spdlog::error("spool remove: {}", s.to_string());
+      }
     }
   }
 

@@ -33,6 +33,8 @@ inline constexpr double kSpoolResumeFraction = 0.7;
 // Messages read from the broker before one fsync of the spool and the
 // PUBACKs that follow it (group commit).
 inline constexpr size_t kIngestGroupMessagesMax = 512;
+// Spool deletions (records answered) written together; more wait in memory.
+inline constexpr size_t kSpoolRemovalsPerWrite = 256;
 // MQTT 5 receive maximum the gateway announces: in-flight QoS 1 messages
 // from the broker before it must wait for PUBACKs.
 inline constexpr int kReceiveMaximum = 1024;

@@ -2,19 +2,23 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <filesystem>
 
 #include "codec/cbor.h"
 #include "crypto/hash.h"
+#include "gateway/limits.h"
 
 namespace custos::gateway {
 
 namespace {
 
 constexpr char kRecordPrefix = 'r';
-constexpr char kIdPrefix = 'i';
+// Spools written before the ids moved to memory also hold
+// 'i' || entry id -> seq; open() deletes them.
+constexpr char kLegacyIdPrefix = 'i';
 constexpr size_t kRecordFields = 8;
 
 rocksdb::Slice slice(ByteView b) {
@@ -27,13 +31,6 @@ Bytes record_key(uint64_t seq) {
   Bytes k(9);
   k[0] = static_cast<uint8_t>(kRecordPrefix);
   for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
-  return k;
-}
-
-Bytes id_key(const Hash256& id) {
-  Bytes k(1 + id.size());
-  k[0] = static_cast<uint8_t>(kIdPrefix);
-  std::copy(id.begin(), id.end(), k.begin() + 1);
   return k;
 }
 
@@ -108,18 +105,27 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& options) {
   ro.write_buffer_size = 32 << 20;
   ro.max_write_buffer_number = 3;
   ro.max_background_jobs = 2;
+  // Records are keyed by an increasing seq: each memtable insert starts
+  // from the last one instead of a search from the top of the skiplist.
+  ro.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, options.dir, &raw);
   if (!s.ok()) return io_error(s, "open");
   std::unique_ptr<Spool> spool(new Spool(options));
   spool->db_.reset(raw);
-  // Count what is there and find the next sequence number.
+  const std::string legacy_from(1, kLegacyIdPrefix), legacy_to(1, kLegacyIdPrefix + 1);
+  s = raw->DeleteRange(rocksdb::WriteOptions(), raw->DefaultColumnFamily(), legacy_from, legacy_to);
+  if (!s.ok()) return io_error(s, "delete the old id keys");
+  // Count what is there, collect the entry ids and find the next seq.
   std::unique_ptr<rocksdb::Iterator> it(spool->db_->NewIterator(rocksdb::ReadOptions()));
   const Bytes first = record_key(0);
   uint64_t last = 0;
   for (it->Seek(slice(first)); it->Valid() && it->key()[0] == kRecordPrefix; it->Next()) {
     if (it->key().size() != 9) return corrupt(0, "bad key length");
     last = read_be64(reinterpret_cast<const uint8_t*>(it->key().data()) + 1);
+    ByteView value(reinterpret_cast<const uint8_t*>(it->value().data()), it->value().size());
+    CUSTOS_ASSIGN_OR_RETURN(SpoolRecord r, SpoolRecord::decode(last, value));
+    spool->ids_.insert(r.id);
     spool->depth_++;
     spool->bytes_ += it->value().size();
   }
@@ -128,10 +134,15 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& options) {
   return spool;
 }
 
-Spool::Spool(Options options) : options_(std::move(options)) {}
+Spool::Spool(Options options)
+    : options_(std::move(options)),
+      staged_(std::make_unique<rocksdb::WriteBatch>()),
+      removals_(std::make_unique<rocksdb::WriteBatch>()) {}
 
 Spool::~Spool() {
-  if (db_) (void)db_->Close();
+  if (!db_) return;
+  (void)flush_removals();
+  (void)db_->Close();
 }
 
 bool Spool::has_room() const {
@@ -145,43 +156,59 @@ double Spool::fill() const {
 }
 
 Result<Spool::Append> Spool::append(SpoolRecord& record) {
-  const Bytes ik = id_key(record.id);
-  std::string existing;
-  rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), slice(ik), &existing);
-  if (g.ok()) return Append::kDuplicate;
-  if (!g.IsNotFound()) return io_error(g, "read");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ids_.count(record.id)) return Append::kDuplicate;
   if (!has_room()) return Append::kFull;
   record.seq = next_seq_.fetch_add(1);
   const Bytes value = record.encode();
   record.stored_bytes = value.size();
-  Bytes seq_bytes;
-  append_be64(seq_bytes, record.seq);
-  rocksdb::WriteBatch batch;
-  batch.Put(slice(record_key(record.seq)), slice(value));
-  batch.Put(slice(ik), slice(seq_bytes));
-  rocksdb::WriteOptions wo;
-  wo.sync = false;
-  rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok()) return io_error(s, "append");
+  staged_->Put(slice(record_key(record.seq)), slice(value));
+  ids_.insert(record.id);
   depth_++;
   bytes_ += value.size();
   return Append::kAdded;
 }
 
 Status Spool::sync() {
-  rocksdb::Status s = db_->SyncWAL();
-  if (!s.ok()) return io_error(s, "sync");
+  auto batch = std::make_unique<rocksdb::WriteBatch>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (staged_->Count() == 0) return Status();
+    std::swap(batch, staged_);
+  }
+  // The ingest thread is the only appender, and it calls sync(): batches
+  // reach the database in seq order.
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Write(wo, batch.get());
+  if (!s.ok()) return io_error(s, "append");
   return Status();
 }
 
 Status Spool::remove(const SpoolRecord& record) {
-  rocksdb::WriteBatch batch;
-  batch.Delete(slice(record_key(record.seq)));
-  batch.Delete(slice(id_key(record.id)));
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return io_error(s, "remove");
+  std::unique_lock<std::mutex> lock(mu_);
+  ids_.erase(record.id);
+  removals_->Delete(slice(record_key(record.seq)));
+  ++removals_count_;
   depth_--;
   bytes_ -= std::min<uint64_t>(bytes_.load(), record.stored_bytes);
+  if (removals_count_ < limits::kSpoolRemovalsPerWrite) return Status();
+  return write_removals(lock);
+}
+
+Status Spool::flush_removals() {
+  std::unique_lock<std::mutex> lock(mu_);
+  return write_removals(lock);
+}
+
+Status Spool::write_removals(std::unique_lock<std::mutex>& lock) {
+  if (removals_count_ == 0) return Status();
+  auto batch = std::make_unique<rocksdb::WriteBatch>();
+  std::swap(batch, removals_);
+  removals_count_ = 0;
+  lock.unlock();
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), batch.get());
+  if (!s.ok()) return io_error(s, "remove");
   return Status();
 }
 

@@ -2,16 +2,22 @@
 // here before its PUBACK leaves the gateway, and leaves only once a node
 // answered for it (registered or refused). A RocksDB database:
 //   'r' || be64 seq        -> record (SHA-256 of the CBOR, then the CBOR)
-//   'i' || entry id (32)   -> be64 seq   (a redelivered message is spooled once)
-// append() does not sync; sync() makes every earlier append durable with one
-// fsync (the ingest loop calls it once per group of messages, before the
-// group's PUBACKs are written). Thread-safe.
+// The entry ids of spooled records are kept in memory (rebuilt from the
+// records at open), so a redelivered message is spooled once without a read.
+// append() only stages; sync() writes every staged append in one synced
+// write (the ingest loop calls it once per group of messages, before the
+// group's PUBACKs are written). remove() gathers deletions and writes them
+// (not synced) kRemovalsPerWrite at a time or at flush_removals(): a
+// deletion lost in a crash brings its record back, which is sent again and
+// answered "already-registered". Thread-safe.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/bytes.h"
@@ -19,7 +25,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class WriteBatch;
+}  // namespace rocksdb
 
 namespace custos::gateway {
 
@@ -53,16 +60,17 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
 
   enum class Append { kAdded, kDuplicate, kFull };
-  // Appends `record` (its seq is set) unless a record with the same entry id
+  // Stages `record` (its seq is set) unless a record with the same entry id
   // is spooled already (kDuplicate) or the spool is at its limit (kFull:
-  // nothing written; the caller must not acknowledge the message). Not
-  // synced.
+  // nothing staged; the caller must not acknowledge the message). Nothing
+  // is written, nor readable, before the next sync().
   Result<Append> append(SpoolRecord& record);
-  // One fsync of the write-ahead log: every append before it is durable.
+  // Writes every staged append in one synced write: durable and readable.
   Status sync();
-  // Removes a record once a node answered for it. Not synced: a record that
-  // comes back after a crash is sent again and answered "already-registered".
+  // Removes a record once a node answered for it (gathered; see above).
   Status remove(const SpoolRecord& record);
+  // Writes the gathered removals now (a lane calls it after each batch).
+  Status flush_removals();
   // Up to `max` records with seq >= `from`, in seq order.
   Result<std::vector<SpoolRecord>> read_from(uint64_t from, size_t max);
   // The seq the next append will take (records below it may exist).
@@ -78,8 +86,15 @@ class Spool {
   explicit Spool(Options options);
   bool has_room() const;
 
+  Status write_removals(std::unique_lock<std::mutex>& lock);
+
   Options options_;
   std::unique_ptr<rocksdb::DB> db_;
+  std::mutex mu_;                                  // guards what follows
+  std::unique_ptr<rocksdb::WriteBatch> staged_;    // appends since the last sync()
+  std::unique_ptr<rocksdb::WriteBatch> removals_;  // deletions not yet written
+  size_t removals_count_ = 0;
+  std::unordered_set<Hash256, Hash256Hash> ids_;  // spooled (staged or written)
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<uint64_t> depth_{0};
   std::atomic<uint64_t> bytes_{0};

@@ -60,6 +60,93 @@ TEST(Spool, AppendsOnceRemovesAndSurvivesReopen) {
   EXPECT_EQ(spool->append(a).value(), Spool::Append::kAdded) << "a removed record may come again";
 }
 
+// Appends are staged until sync(), which writes them in one synced write:
+// nothing is readable (or durable) before it.
+TEST(Spool, AppendsAreReadableOnlyOnceSynced) {
+  testutil::TempDir dir;
+  {
+    auto spool = Spool::open(options(dir.path())).value();
+    SpoolRecord a = record("a"), b = record("b");
+    ASSERT_EQ(spool->append(a).value(), Spool::Append::kAdded);
+    ASSERT_EQ(spool->append(b).value(), Spool::Append::kAdded);
+    EXPECT_TRUE(spool->read_from(1, 100).value().empty());
+    ASSERT_TRUE(spool->sync().ok());
+    EXPECT_EQ(spool->read_from(1, 100).value().size(), 2u);
+    SpoolRecord c = record("c");
+    ASSERT_EQ(spool->append(c).value(), Spool::Append::kAdded);  // never synced
+  }
+  auto spool = Spool::open(options(dir.path())).value();
+  EXPECT_EQ(spool->depth(), 2u) << "an append never synced was never acknowledged either";
+  SpoolRecord a = record("a");
+  EXPECT_EQ(spool->append(a).value(), Spool::Append::kDuplicate)
+      << "the entry ids are rebuilt from the records at open";
+}
+
+// Removals are gathered and written together; a closing spool writes what
+// it gathered.
+TEST(Spool, GatheredRemovalsAreWrittenByFlushAndAtClose) {
+  testutil::TempDir dir;
+  {
+    auto spool = Spool::open(options(dir.path())).value();
+    std::vector<SpoolRecord> rs;
+    for (int i = 0; i < 5; ++i) {
+      rs.push_back(record("r" + std::to_string(i)));
+      ASSERT_EQ(spool->append(rs.back()).value(), Spool::Append::kAdded);
+    }
+    ASSERT_TRUE(spool->sync().ok());
+    ASSERT_TRUE(spool->remove(rs[0]).ok());
+    ASSERT_TRUE(spool->remove(rs[1]).ok());
+    EXPECT_EQ(spool->depth(), 3u);
+    ASSERT_TRUE(spool->flush_removals().ok());
+    EXPECT_EQ(spool->read_from(1, 100).value().size(), 3u);
+    ASSERT_TRUE(spool->remove(rs[2]).ok());  // left to the close
+  }
+  auto spool = Spool::open(options(dir.path())).value();
+  EXPECT_EQ(spool->depth(), 2u);
+  auto left = spool->read_from(1, 100).value();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].statement, to_bytes("r3"));
+}
+
+// A spool written by an earlier version kept entry ids under 'i' keys:
+// opening it drops them and reads the ids from the records.
+TEST(Spool, OpensASpoolWithTheOldIdKeys) {
+  testutil::TempDir dir;
+  SpoolRecord a = record("a");
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    Bytes rkey{'r', 0, 0, 0, 0, 0, 0, 0, 5};
+    Bytes ikey{'i'};
+    ikey.insert(ikey.end(), a.id.begin(), a.id.end());
+    const Bytes value = a.encode();
+    auto sl = [](const Bytes& b) {
+      return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
+    };
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), sl(rkey), sl(value)).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), sl(ikey), "\0\0\0\0\0\0\0\5").ok());
+  }
+  {
+    auto spool = Spool::open(options(dir.path())).value();
+    EXPECT_EQ(spool->depth(), 1u);
+    SpoolRecord again = record("a");
+    EXPECT_EQ(spool->append(again).value(), Spool::Append::kDuplicate);
+    SpoolRecord b = record("b");
+    ASSERT_EQ(spool->append(b).value(), Spool::Append::kAdded);
+    EXPECT_EQ(b.seq, 6u);
+  }
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  size_t id_keys = 0;
+  for (it->Seek("i"); it->Valid() && it->key()[0] == 'i'; it->Next()) ++id_keys;
+  EXPECT_EQ(id_keys, 0u);
+}
+
 TEST(Spool, FillAndDamagedRecords) {
   testutil::TempDir dir;
   auto spool = Spool::open(Spool::Options{dir.path(), 4, 1 << 20}).value();
