@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -23,7 +24,11 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr size_t kReaderBatchMax = 1024;  // spool records read per turn
-constexpr int kReceiptTries = 5;          // a receipt is normally ready at once
+// Synced records handed from the ingest thread to the reader in memory
+// (parsed already), and at most a quarter of the spool's message limit;
+// past this the reader reads them from the spool.
+constexpr size_t kHandoffRecordsMax = 2048;
+constexpr int kReceiptTries = 5;  // a receipt is normally ready at once
 constexpr int kIdleWaitMs = 200;
 
 Result<std::pair<std::string, int>> split_host_port(const std::string& listen) {
@@ -114,12 +119,24 @@ struct Gateway::Impl {
   std::unique_ptr<BrokerLink> broker;
   Stopper stopper;
 
-  // Ingest -> reader: records up to synced_seq are durable.
+  // A spooled record with its precheck, as the ingest thread made it.
+  struct Parsed {
+    SpoolRecord record;
+    Prechecked checked;
+  };
+
+  // Ingest -> reader: records up to synced_seq are durable. The ingest
+  // thread also hands them over parsed (`handoff`, in seq order, bounded),
+  // so the reader neither reads them back nor parses them again; whatever
+  // is not handed over (a full hand-off, records from an earlier run) the
+  // reader reads from the spool.
   std::mutex synced_mu;
   std::condition_variable synced_cv;
   uint64_t synced_seq = 0;
-  uint64_t appended_seq = 0;  // loop thread only
-  Status ingest_failure;      // loop thread only
+  std::deque<Parsed> handoff;
+  uint64_t appended_seq = 0;   // loop thread only
+  std::vector<Parsed> staged;  // loop thread only: appended, not yet synced
+  Status ingest_failure;       // loop thread only
 
   struct Lane {
     std::mutex mu;
@@ -242,6 +259,7 @@ struct Gateway::Impl {
       case Spool::Append::kAdded:
         metrics.spooled++;
         appended_seq = rec.seq;
+        staged.push_back(Parsed{std::move(rec), std::move(checked)});
         break;
       case Spool::Append::kDuplicate:
         metrics.duplicates++;
@@ -273,9 +291,18 @@ struct Gateway::Impl {
     return Status();
   }
 
+  size_t handoff_max() const {
+    return std::clamp<size_t>(options.spool_messages_max / 4, 1, kHandoffRecordsMax);
+  }
+
   void publish_synced() {
     std::lock_guard<std::mutex> lock(synced_mu);
     synced_seq = appended_seq;
+    for (Parsed& p : staged) {
+      if (handoff.size() >= handoff_max()) break;  // the reader reads the rest
+      handoff.push_back(std::move(p));
+    }
+    staged.clear();
     synced_cv.notify_all();
   }
 
@@ -289,34 +316,50 @@ struct Gateway::Impl {
 
   // --- reader thread: synced spool records, in order, to their lanes ---
   void read_loop() {
-    uint64_t cursor = 1;  // next seq to read; each is read once
+    uint64_t cursor = 1;  // next seq to dispatch; each is dispatched once
     while (!stopper.stopped()) {
       uint64_t upto = 0;
+      std::deque<Parsed> handed;
       {
         std::unique_lock<std::mutex> lock(synced_mu);
         synced_cv.wait_for(lock, std::chrono::milliseconds(kIdleWaitMs),
                            [&] { return synced_seq >= cursor || stopper.stopped(); });
         upto = synced_seq;
+        handed.swap(handoff);
       }
-      if (upto < cursor) continue;
+      for (Parsed& p : handed) {
+        if (p.record.seq < cursor) continue;  // read from the spool already
+        if (p.record.seq > cursor && !read_spool(cursor, p.record.seq - 1)) return;
+        cursor = p.record.seq + 1;
+        if (!dispatch_checked(std::move(p.record), std::move(p.checked))) return;
+      }
+      if (cursor <= upto && !read_spool(cursor, upto)) return;
+    }
+  }
+
+  // Dispatches the spooled records from `cursor` to `last` (synced, not
+  // handed over) and moves the cursor past them. False when stopping.
+  bool read_spool(uint64_t& cursor, uint64_t last) {
+    while (cursor <= last && !stopper.stopped()) {
       auto records = spool->read_from(cursor, kReaderBatchMax);
       if (!records.ok()) {
         spdlog::critical("{}", records.status().to_string());
         fail(records.status());
-        return;
+        return false;
       }
       const bool more = records->size() == kReaderBatchMax;
       for (SpoolRecord& rec : *records) {
-        if (rec.seq > upto) break;  // appended, not yet synced
+        if (rec.seq > last) break;  // handed over, or not yet synced
         cursor = rec.seq + 1;
-        if (!dispatch(std::move(rec))) return;
+        metrics.spool_reads++;
+        if (!dispatch(std::move(rec))) return false;
       }
-      if (!more) cursor = std::max(cursor, upto + 1);
+      if (!more) cursor = std::max(cursor, last + 1);
     }
+    return !stopper.stopped();
   }
 
-  // Parses a record and queues it on its device's lane (by kid, so one
-  // device's statements stay in order). False when stopping.
+  // Parses a record read back from the spool and dispatches it.
   bool dispatch(SpoolRecord rec) {
     PrecheckResult pre = precheck(rec.topic, rec.statement);
     auto* checked = std::get_if<Prechecked>(&pre);
@@ -328,9 +371,17 @@ struct Gateway::Impl {
       finish(rec);
       return true;
     }
-    const Hash256 kid = checked->statement.header.kid;
-    Work w{std::move(rec), checked->topic, checked->statement.header.sequence,
-           std::make_shared<const Prechecked>(std::move(*checked))};
+    return dispatch_checked(std::move(rec), std::move(*checked));
+  }
+
+  // Queues a record on its device's lane (by kid, so one device's
+  // statements stay in order). False when stopping.
+  bool dispatch_checked(SpoolRecord rec, Prechecked checked) {
+    const Hash256 kid = checked.statement.header.kid;
+    const uint64_t sequence = checked.statement.header.sequence;
+    DeviceTopic topic = checked.topic;
+    Work w{std::move(rec), std::move(topic), sequence,
+           std::make_shared<const Prechecked>(std::move(checked))};
     Lane& lane = *lanes[Hash256Hash{}(kid) % lanes.size()];
     std::unique_lock<std::mutex> lock(lane.mu);
     lane.cv.wait(lock,
@@ -535,6 +586,7 @@ struct Gateway::Impl {
                 {"received", metrics.received.load()},
                 {"spooled", metrics.spooled.load()},
                 {"duplicates", metrics.duplicates.load()},
+                {"spool_reads", metrics.spool_reads.load()},
                 {"registered", metrics.registered.load()},
                 {"refused", metrics.refused_total()},
                 {"refused_by_reason", refused},

@@ -75,6 +75,9 @@ void Metrics::render(std::string& out, uint64_t spool_depth, uint64_t spool_byte
   counter(out, "custos_gateway_spooled_total", "Messages written to the spool", spooled);
   counter(out, "custos_gateway_duplicates_total",
           "Messages redelivered while an identical one was spooled", duplicates);
+  counter(out, "custos_gateway_spool_reads_total",
+          "Spooled records read back from disk (from an earlier run, or past the hand-off)",
+          spool_reads);
   counter(out, "custos_gateway_registered_total",
           "Statements the node answered registered or already-registered", registered);
   line(out, "custos_gateway_refused_total", "Messages refused, by reason", "counter");

@@ -32,10 +32,11 @@ class Histogram {
 };
 
 struct Metrics {
-  std::atomic<uint64_t> received{0};    // messages from devices (any kind)
-  std::atomic<uint64_t> spooled{0};     // passed the precheck, written to the spool
-  std::atomic<uint64_t> duplicates{0};  // redelivered while still spooled
-  std::atomic<uint64_t> registered{0};  // the node answered registered / already-registered
+  std::atomic<uint64_t> received{0};     // messages from devices (any kind)
+  std::atomic<uint64_t> spooled{0};      // passed the precheck, written to the spool
+  std::atomic<uint64_t> duplicates{0};   // redelivered while still spooled
+  std::atomic<uint64_t> spool_reads{0};  // records read back (not handed over in memory)
+  std::atomic<uint64_t> registered{0};   // the node answered registered / already-registered
   std::array<std::atomic<uint64_t>, kReasonCount> refused{};
   std::atomic<uint64_t> devices_offline{0};  // broker-published wills
   std::atomic<uint64_t> acks_published{0};
