@@ -140,6 +140,7 @@ if peak["acked"]:
     nodes = [per(p1[k] - p0[k]) for k in p1 if k.startswith("node-") and k in p0]
     peak["cpu_us_per_event"] = {
         "each_node": round(sum(nodes) / len(nodes), 1) if nodes else None,
+        "nodes": nodes,
         "gateway": per(p1.get("gateway", 0) - p0.get("gateway", 0)),
         "broker": per(p1.get("broker", 0) - p0.get("broker", 0)),
         "fleet": per(peak.get("cpu_s", 0)),

@@ -149,7 +149,8 @@ typedef struct custos_sequence {
 } custos_sequence;
 
 /* Opens (or creates) the sequence file; `block` numbers are reserved per
- * write (1 = exact, no gap after a crash; more = fewer fsyncs). */
+ * write (1 = exact, no gap after a crash; more = fewer fsyncs, and the
+ * first block is reserved here, so a restart skips what it did not use). */
 int custos_sequence_open(custos_sequence* s, const char* path, uint32_t block);
 /* The next number, reserving on disk first when needed. */
 int custos_sequence_take(custos_sequence* s, uint64_t* out);

@@ -37,6 +37,10 @@ int custos_sequence_open(custos_sequence* s, const char* path, uint32_t block) {
     if (end == (char*)text) return CUSTOS_EIO; /* unreadable: refuse rather than reuse */
   }
   s->next = s->reserved + 1;
+  /* With blocks, reserve the first one now: the first event then waits for
+   * no fsync (a device opens once and publishes for long; a simulator opens
+   * hundreds of devices before its clock starts). */
+  if (s->block > 1) return store(s, s->next + s->block - 1);
   return CUSTOS_OK;
 }
 
