@@ -15,10 +15,10 @@
  * publish-to-ack latency (p50, p99) seen by the devices. */
 #include <mosquitto.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "custos_device.h"
@@ -49,8 +49,7 @@ static double now_s(void) {
 
 /* Waits up to timeout_ms for any device's socket, then runs the loop of the
  * devices that are ready (and of all of them every ALL_DEVICES_EVERY_S). */
-static void pump(custos_device** devs, long n, struct pollfd* fds, int timeout_ms,
-                 double* all_at) {
+static void pump(custos_device** devs, long n, struct pollfd* fds, int timeout_ms, double* all_at) {
   long i;
   int all;
   for (i = 0; i < n; ++i) {
