@@ -10,7 +10,7 @@
 #   scripts/bench-gateway.sh [--smoke] [DEVICES] [EVENTS_PER_DEVICE]
 #
 # CUSTOS_GATEWAY_ARGS adds options to `custos gateway`, e.g.
-# CUSTOS_GATEWAY_ARGS="--batch-max 512 --batch-wait-ms 50".
+# CUSTOS_GATEWAY_ARGS="--batch-max 256 --lanes 8".
 #
 # Prints one JSON object: the peak run, a run at half of that peak, and the
 # limit. Never a timed test: CI runs --smoke (a few devices) for the wiring.
