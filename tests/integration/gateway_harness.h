@@ -422,6 +422,19 @@ inline bool on_ledger(httplib::Client& c, const Bytes& statement) {
   return res && res->status == 200;
 }
 
+// Every statement of `sent` is on the ledger within `within`.
+inline bool all_on_ledger(httplib::Client& c, const std::vector<Bytes>& sent,
+                          std::chrono::milliseconds within) {
+  return eventually(
+      [&] {
+        for (const auto& s : sent) {
+          if (!on_ledger(c, s)) return false;
+        }
+        return true;
+      },
+      within);
+}
+
 // Entries by issuer (all pages).
 inline std::vector<std::string> entry_ids_by_issuer(httplib::Client& c, const std::string& issuer) {
   std::vector<std::string> ids;

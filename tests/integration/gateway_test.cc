@@ -492,15 +492,7 @@ TEST(GatewayCrashTest, KilledInsideOnMessageLosesNothing) {
   ASSERT_TRUE(eventually([&] { return c.acked().size() == 5; }, std::chrono::seconds(10)));
   ASSERT_TRUE(gw.start());
   auto client = make_client(node.port());
-  EXPECT_TRUE(eventually(
-      [&] {
-        for (const auto& s : sent) {
-          if (!on_ledger(*client, s)) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(30)))
-      << slurp(gw.log_path());
+  EXPECT_TRUE(all_on_ledger(*client, sent, std::chrono::seconds(30))) << slurp(gw.log_path());
   EXPECT_EQ(entry_ids_by_issuer(*client, d.id).size(), 5u);
   EXPECT_EQ(gw.stop(), 0);
 }
@@ -697,14 +689,7 @@ TEST(GatewayCrashTest, RecordsLeftInTheSpoolAreReadBackByTheNextRun) {
     sent.push_back(d.rate_change(7 + i));
     ASSERT_TRUE(c.publish(d.topic("event"), sent.back(), "new" + std::to_string(i)));
   }
-  EXPECT_TRUE(eventually(
-      [&] {
-        for (const auto& s : sent) {
-          if (!on_ledger(*client, s)) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(30)))
+  EXPECT_TRUE(all_on_ledger(*client, sent, std::chrono::seconds(30)))
       << gw.status().dump() << slurp(gw.log_path());
   const Json st = gw.status();
   EXPECT_EQ(st.value("spool_reads", -1), 5) << st.dump();
@@ -743,14 +728,7 @@ TEST(GatewayCrashTest, BackpressureAndFailoverLoseNothing) {
       << gw.status().dump();
   EXPECT_LE(gw.status().value("spool_depth", 0), 20);
   ASSERT_TRUE(node.start());
-  EXPECT_TRUE(eventually(
-      [&] {
-        for (const auto& s : sent) {
-          if (!on_ledger(*client, s)) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(60)))
+  EXPECT_TRUE(all_on_ledger(*client, sent, std::chrono::seconds(60)))
       << gw.status().dump() << slurp(gw.log_path());
   EXPECT_EQ(entry_ids_by_issuer(*client, d.id).size(), 61u);
   EXPECT_EQ(gw.stop(), 0);
