@@ -266,7 +266,12 @@ Status BrokerLink::pump(int timeout_ms) {
       drop_connection();
       return Status();
     }
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // The group is not durable: its queued PUBACKs must never leave, not
+      // even from the shutdown loop below.
+      drop_connection();
+      return s;
+    }
   }
   flush_outbox();
   if (mosquitto_socket(mosq_) >= 0 && mosquitto_want_write(mosq_)) mosquitto_loop_write(mosq_, 1);
@@ -311,7 +316,9 @@ Status BrokerLink::run() {
   }
   if (mosquitto_socket(mosq_) >= 0) {
     mosquitto_disconnect(mosq_);
-    for (int i = 0; i < 20 && mosquitto_socket(mosq_) >= 0; ++i) (void)pump(10);
+    for (int i = 0; i < 20 && mosquitto_socket(mosq_) >= 0; ++i) {
+      if (!pump(10).ok()) break;
+    }
   }
   return Status();
 }

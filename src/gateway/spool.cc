@@ -113,9 +113,7 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& options) {
   if (!s.ok()) return io_error(s, "open");
   std::unique_ptr<Spool> spool(new Spool(options));
   spool->db_.reset(raw);
-  const std::string legacy_from(1, kLegacyIdPrefix), legacy_to(1, kLegacyIdPrefix + 1);
-  s = raw->DeleteRange(rocksdb::WriteOptions(), raw->DefaultColumnFamily(), legacy_from, legacy_to);
-  if (!s.ok()) return io_error(s, "delete the old id keys");
+  CUSTOS_RETURN_IF_ERROR(spool->delete_legacy_ids());
   // Count what is there, collect the entry ids and find the next seq.
   std::unique_ptr<rocksdb::Iterator> it(spool->db_->NewIterator(rocksdb::ReadOptions()));
   const Bytes first = record_key(0);
@@ -125,13 +123,29 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& options) {
     last = read_be64(reinterpret_cast<const uint8_t*>(it->key().data()) + 1);
     ByteView value(reinterpret_cast<const uint8_t*>(it->value().data()), it->value().size());
     CUSTOS_ASSIGN_OR_RETURN(SpoolRecord r, SpoolRecord::decode(last, value));
-    spool->ids_.insert(r.id);
+    spool->ids_[r.id] = last;
     spool->depth_++;
     spool->bytes_ += it->value().size();
   }
   if (!it->status().ok()) return io_error(it->status(), "scan");
   spool->next_seq_ = last + 1;
   return spool;
+}
+
+// Point deletions, and only when there are any: a range deletion would mix
+// with the memtable insert hints (RocksDB issue 5118).
+Status Spool::delete_legacy_ids() {
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string first(1, kLegacyIdPrefix);
+  for (it->Seek(first); it->Valid() && it->key()[0] == kLegacyIdPrefix; it->Next()) {
+    batch.Delete(it->key());
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scan the old id keys");
+  if (batch.Count() == 0) return Status();
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return io_error(s, "delete the old id keys");
+  return Status();
 }
 
 Spool::Spool(Options options)
@@ -157,13 +171,14 @@ double Spool::fill() const {
 
 Result<Spool::Append> Spool::append(SpoolRecord& record) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!failed_.ok()) return failed_;
   if (ids_.count(record.id)) return Append::kDuplicate;
   if (!has_room()) return Append::kFull;
   record.seq = next_seq_.fetch_add(1);
   const Bytes value = record.encode();
   record.stored_bytes = value.size();
   staged_->Put(slice(record_key(record.seq)), slice(value));
-  ids_.insert(record.id);
+  ids_[record.id] = record.seq;
   depth_++;
   bytes_ += value.size();
   return Append::kAdded;
@@ -173,6 +188,7 @@ Status Spool::sync() {
   auto batch = std::make_unique<rocksdb::WriteBatch>();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!failed_.ok()) return failed_;
     if (staged_->Count() == 0) return Status();
     std::swap(batch, staged_);
   }
@@ -181,13 +197,21 @@ Status Spool::sync() {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status s = db_->Write(wo, batch.get());
-  if (!s.ok()) return io_error(s, "append");
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_ = io_error(s, "append");
+    return failed_;
+  }
   return Status();
 }
 
 Status Spool::remove(const SpoolRecord& record) {
   std::unique_lock<std::mutex> lock(mu_);
-  ids_.erase(record.id);
+  // Only this record's own entry: a crash that lost a gathered removal can
+  // leave an older record with the same id beside a newer one.
+  if (auto it = ids_.find(record.id); it != ids_.end() && it->second == record.seq) {
+    ids_.erase(it);
+  }
   removals_->Delete(slice(record_key(record.seq)));
   ++removals_count_;
   depth_--;

@@ -17,7 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bytes.h"
@@ -66,6 +66,7 @@ class Spool {
   // is written, nor readable, before the next sync().
   Result<Append> append(SpoolRecord& record);
   // Writes every staged append in one synced write: durable and readable.
+  // After a failed write the spool refuses every append and sync.
   Status sync();
   // Removes a record once a node answered for it (gathered; see above).
   Status remove(const SpoolRecord& record);
@@ -87,6 +88,7 @@ class Spool {
   bool has_room() const;
 
   Status write_removals(std::unique_lock<std::mutex>& lock);
+  Status delete_legacy_ids();
 
   Options options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -94,7 +96,11 @@ class Spool {
   std::unique_ptr<rocksdb::WriteBatch> staged_;    // appends since the last sync()
   std::unique_ptr<rocksdb::WriteBatch> removals_;  // deletions not yet written
   size_t removals_count_ = 0;
-  std::unordered_set<Hash256, Hash256Hash> ids_;  // spooled (staged or written)
+  // Entry id -> seq of the spooled record (staged or written).
+  std::unordered_map<Hash256, uint64_t, Hash256Hash> ids_;
+  // Set when a synced write failed: its records are lost from the batch, so
+  // every later append and sync fails too (nothing may be acknowledged).
+  Status failed_;
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<uint64_t> depth_{0};
   std::atomic<uint64_t> bytes_{0};

@@ -147,6 +147,37 @@ TEST(Spool, OpensASpoolWithTheOldIdKeys) {
   EXPECT_EQ(id_keys, 0u);
 }
 
+// A crash that lost a gathered removal can leave two records of one entry
+// id (the old one, and the redelivery spooled after it was removed): the
+// older one's removal must not forget the newer one.
+TEST(Spool, TwoRecordsOfOneIdAfterALostRemoval) {
+  testutil::TempDir dir;
+  SpoolRecord a = record("a");
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const Bytes value = a.encode();
+    for (uint8_t seq : {3, 9}) {
+      const Bytes key{'r', 0, 0, 0, 0, 0, 0, 0, seq};
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(),
+                          rocksdb::Slice(reinterpret_cast<const char*>(key.data()), key.size()),
+                          rocksdb::Slice(reinterpret_cast<const char*>(value.data()), value.size()))
+                      .ok());
+    }
+  }
+  auto spool = Spool::open(options(dir.path())).value();
+  auto both = spool->read_from(1, 10).value();
+  ASSERT_EQ(both.size(), 2u);
+  ASSERT_TRUE(spool->remove(both[0]).ok());  // the older, seq 3
+  SpoolRecord again = record("a");
+  EXPECT_EQ(spool->append(again).value(), Spool::Append::kDuplicate) << "seq 9 is still spooled";
+  ASSERT_TRUE(spool->remove(both[1]).ok());
+  EXPECT_EQ(spool->append(again).value(), Spool::Append::kAdded);
+}
+
 TEST(Spool, FillAndDamagedRecords) {
   testutil::TempDir dir;
   auto spool = Spool::open(Spool::Options{dir.path(), 4, 1 << 20}).value();
