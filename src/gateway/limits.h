@@ -43,14 +43,14 @@ inline constexpr int kReceiveMaximum = 1024;
 // As many as a node takes in one request: under load fuller batches make
 // fuller consensus blocks, and each block costs every node signatures, a
 // synced write and receipts (docs/performance.md: 0.47-0.49 of the signature
-// limit with 256, 0.50 with 1024; latency at half load the same).
+// limit with 256, 0.47-0.50 with 1024; latency at half load the same).
 inline constexpr size_t kBatchStatementsMaxDefault = custos::limits::kBatchStatementsMax;
 inline constexpr size_t kBatchStatementsMax = custos::limits::kBatchStatementsMax;  // node's
 inline constexpr size_t kBatchBytesMaxDefault = 1 << 20;
 inline constexpr size_t kBatchBytesMax = custos::limits::kHttpBodyBytesMax / 2;
 inline constexpr int kBatchWaitMsDefault = 20;  // oldest statement waits at most this
 // Batches in flight (one per lane). Under load more batches in flight make
-// fuller consensus blocks (docs/performance.md: 8 lanes 0.51 of the
+// fuller consensus blocks (docs/performance.md: 8 lanes 0.48-0.51 of the
 // signature limit, 4 lanes 0.47-0.50, 2 lanes 0.42-0.45).
 inline constexpr int kLanesDefault = 8;
 inline constexpr int kLanesMax = 64;
