@@ -26,6 +26,25 @@ SpoolRecord record(const std::string& text) {
   return r;
 }
 
+// Writes raw key/value pairs into a spool folder, as an earlier version or
+// an interrupted run could have left them.
+::testing::AssertionResult write_raw(const std::string& dir,
+                                     const std::vector<std::pair<Bytes, Bytes>>& pairs) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::Open(o, dir, &raw).ok()) return ::testing::AssertionFailure() << "open";
+  std::unique_ptr<rocksdb::DB> db(raw);
+  auto sl = [](const Bytes& b) {
+    return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
+  };
+  for (const auto& [k, v] : pairs) {
+    if (!db->Put(rocksdb::WriteOptions(), sl(k), sl(v)).ok())
+      return ::testing::AssertionFailure() << "put";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 Spool::Options options(const std::string& dir) {
   return Spool::Options{dir, 1000, 1 << 20};
 }
@@ -113,22 +132,10 @@ TEST(Spool, GatheredRemovalsAreWrittenByFlushAndAtClose) {
 TEST(Spool, OpensASpoolWithTheOldIdKeys) {
   testutil::TempDir dir;
   SpoolRecord a = record("a");
-  {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    Bytes rkey{'r', 0, 0, 0, 0, 0, 0, 0, 5};
-    Bytes ikey{'i'};
-    ikey.insert(ikey.end(), a.id.begin(), a.id.end());
-    const Bytes value = a.encode();
-    auto sl = [](const Bytes& b) {
-      return rocksdb::Slice(reinterpret_cast<const char*>(b.data()), b.size());
-    };
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), sl(rkey), sl(value)).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), sl(ikey), "\0\0\0\0\0\0\0\5").ok());
-  }
+  Bytes ikey{'i'};
+  ikey.insert(ikey.end(), a.id.begin(), a.id.end());
+  ASSERT_TRUE(write_raw(dir.path(), {{Bytes{'r', 0, 0, 0, 0, 0, 0, 0, 5}, a.encode()},
+                                     {ikey, Bytes{0, 0, 0, 0, 0, 0, 0, 5}}}));
   {
     auto spool = Spool::open(options(dir.path())).value();
     EXPECT_EQ(spool->depth(), 1u);
@@ -153,21 +160,8 @@ TEST(Spool, OpensASpoolWithTheOldIdKeys) {
 TEST(Spool, TwoRecordsOfOneIdAfterALostRemoval) {
   testutil::TempDir dir;
   SpoolRecord a = record("a");
-  {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    const Bytes value = a.encode();
-    for (uint8_t seq : {3, 9}) {
-      const Bytes key{'r', 0, 0, 0, 0, 0, 0, 0, seq};
-      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(),
-                          rocksdb::Slice(reinterpret_cast<const char*>(key.data()), key.size()),
-                          rocksdb::Slice(reinterpret_cast<const char*>(value.data()), value.size()))
-                      .ok());
-    }
-  }
+  ASSERT_TRUE(write_raw(dir.path(), {{Bytes{'r', 0, 0, 0, 0, 0, 0, 0, 3}, a.encode()},
+                                     {Bytes{'r', 0, 0, 0, 0, 0, 0, 0, 9}, a.encode()}}));
   auto spool = Spool::open(options(dir.path())).value();
   auto both = spool->read_from(1, 10).value();
   ASSERT_EQ(both.size(), 2u);
