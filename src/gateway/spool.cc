@@ -213,10 +213,9 @@ Status Spool::remove(const SpoolRecord& record) {
     ids_.erase(it);
   }
   removals_->Delete(slice(record_key(record.seq)));
-  ++removals_count_;
   depth_--;
   bytes_ -= std::min<uint64_t>(bytes_.load(), record.stored_bytes);
-  if (removals_count_ < limits::kSpoolRemovalsPerWrite) return Status();
+  if (removals_->Count() < limits::kSpoolRemovalsPerWrite) return Status();
   return write_removals(lock);
 }
 
@@ -226,10 +225,9 @@ Status Spool::flush_removals() {
 }
 
 Status Spool::write_removals(std::unique_lock<std::mutex>& lock) {
-  if (removals_count_ == 0) return Status();
+  if (removals_->Count() == 0) return Status();
   auto batch = std::make_unique<rocksdb::WriteBatch>();
   std::swap(batch, removals_);
-  removals_count_ = 0;
   lock.unlock();
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), batch.get());
   if (!s.ok()) return io_error(s, "remove");

@@ -95,7 +95,6 @@ class Spool {
   std::mutex mu_;                                  // guards what follows
   std::unique_ptr<rocksdb::WriteBatch> staged_;    // appends since the last sync()
   std::unique_ptr<rocksdb::WriteBatch> removals_;  // deletions not yet written
-  size_t removals_count_ = 0;
   // Entry id -> seq of the spooled record (staged or written).
   std::unordered_map<Hash256, uint64_t, Hash256Hash> ids_;
   // Set when a synced write failed: its records are lost from the batch, so
