@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "crypto/hash.h"
+#include "gateway/limits.h"
 #include "support/temp_dir.h"
 
 namespace custos::gateway {
@@ -125,6 +126,26 @@ TEST(Spool, GatheredRemovalsAreWrittenByFlushAndAtClose) {
   auto left = spool->read_from(1, 100).value();
   ASSERT_EQ(left.size(), 2u);
   EXPECT_EQ(left[0].statement, to_bytes("r3"));
+}
+
+// Gathered removals are written on their own once there are
+// kSpoolRemovalsPerWrite of them, flush or not.
+TEST(Spool, GatheredRemovalsAreWrittenWhenTheyReachTheirLimit) {
+  testutil::TempDir dir;
+  auto spool = Spool::open(options(dir.path())).value();
+  std::vector<SpoolRecord> rs;
+  const size_t n = limits::kSpoolRemovalsPerWrite + 10;
+  for (size_t i = 0; i < n; ++i) {
+    rs.push_back(record("r" + std::to_string(i)));
+    ASSERT_EQ(spool->append(rs.back()).value(), Spool::Append::kAdded);
+  }
+  ASSERT_TRUE(spool->sync().ok());
+  for (size_t i = 0; i + 1 < limits::kSpoolRemovalsPerWrite; ++i) {
+    ASSERT_TRUE(spool->remove(rs[i]).ok());
+  }
+  EXPECT_EQ(spool->read_from(1, 1000).value().size(), n) << "gathered, not yet written";
+  ASSERT_TRUE(spool->remove(rs[limits::kSpoolRemovalsPerWrite - 1]).ok());
+  EXPECT_EQ(spool->read_from(1, 1000).value().size(), 10u);
 }
 
 // A spool written by an earlier version kept entry ids under 'i' keys:
