@@ -56,6 +56,15 @@ void Metrics::render(std::string& out) const {
                   error_code_name(static_cast<ErrorCode>(i)) + "\"} " +
                   std::to_string(statements_refused[i].load()));
   }
+  line(out,
+       "# HELP custos_admission_checks_total Statements signature-checked, by where the check "
+       "happened (submission, forward from a peer, execution of a block).");
+  line(out, "# TYPE custos_admission_checks_total counter");
+  static constexpr std::array<const char*, 3> kCheckedAt = {"submission", "forward", "execution"};
+  for (size_t i = 0; i < kCheckedAt.size(); ++i) {
+    line(out, std::string("custos_admission_checks_total{at=\"") + kCheckedAt[i] + "\"} " +
+                  std::to_string(admission_checks[i].load()));
+  }
   counter(out, "custos_blocks_written_total", "Blocks written to storage.", blocks_written.load());
   counter(out, "custos_sequence_gaps_total",
           "Statements accepted with a gap in their key's sequence.", sequence_gaps.load());

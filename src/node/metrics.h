@@ -33,6 +33,14 @@ struct Metrics {
   std::array<std::atomic<uint64_t>, kErrorCodeCount> statements_refused{};
   std::atomic<uint64_t> blocks_written{0};
   std::atomic<uint64_t> sequence_gaps{0};
+  // Statements parsed and signature-checked, by where the check happened.
+  // Each statement should be checked once per node: a sum well above the
+  // statements registered means work done twice.
+  enum class CheckedAt { kSubmission = 0, kForward, kExecution };
+  std::array<std::atomic<uint64_t>, 3> admission_checks{};
+  void checked(CheckedAt where) {
+    admission_checks[static_cast<int>(where)].fetch_add(1, std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> http_requests{0};
   std::array<std::atomic<uint64_t>, 6> http_responses_by_class{};  // index = status / 100
   Histogram registration_latency;                                  // admission to durable

@@ -107,10 +107,22 @@ Status Node::open() {
                             net::Transport::start(std::move(tc), [this](uint32_t from, Bytes b) {
                               on_network_frame(from, std::move(b));
                             }));
-    const unsigned threads =
-        std::max(1u, std::min(kForwardThreadsMax, std::thread::hardware_concurrency()));
-    for (unsigned i = 0; i < threads; ++i)
-      forward_threads_.emplace_back([this] { run_forward_pool(); });
+    forward_pool_ = std::make_unique<ForwardPool>(
+        mempool_,
+        [this](ByteView statement) {
+          metrics_.checked(Metrics::CheckedAt::kForward);
+          return ledger_->admit(statement);
+        },
+        [this] {
+          std::lock_guard lock(mu_);
+          if (!payload_signal_at_) {
+            payload_signal_at_ =
+                Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
+          }
+          cv_.notify_one();
+        });
+    forward_pool_->start(
+        std::max(1u, std::min(kForwardThreadsMax, std::thread::hardware_concurrency())));
   }
   driver_ = std::thread([this] { run_driver(); });
   return Status();
@@ -126,12 +138,7 @@ Node::~Node() {
   cv_.notify_all();
   if (driver_.joinable()) driver_.join();
   transport_.reset();  // no more frames from peers
-  {
-    std::lock_guard lock(forward_mu_);
-    forward_stopping_ = true;
-  }
-  forward_cv_.notify_all();
-  for (auto& t : forward_threads_) t.join();
+  if (forward_pool_) forward_pool_->stop();
   // Nobody may be left waiting on a promise that will never be kept.
   const Status stopping = error(ErrorCode::kUnavailable, "the node is shutting down");
   for (auto& [height, parked] : awaiting_quorum_) {
@@ -174,6 +181,7 @@ Submission already_registered(const ledger::EntryInfo& existing) {
 Node::Ticket Node::enqueue(ByteView bytes) {
   Ticket t;
   t.start = Clock::now();
+  metrics_.checked(Metrics::CheckedAt::kSubmission);
   auto admitted = ledger_->admit(bytes);
   if (!admitted.ok()) {
     metrics_.refused(admitted.status().code());
@@ -295,12 +303,8 @@ void Node::on_network_frame(uint32_t from, Bytes bytes) {
     return;
   }
   if (auto* forward = std::get_if<ForwardFrame>(&*frame)) {
-    std::lock_guard lock(forward_mu_);
-    for (Bytes& s : forward->statements) {
-      if (forward_queue_.size() >= kForwardQueueStatementsMax) break;  // the origin still has it
-      forward_queue_.emplace_back(next_ticket_++, std::move(s));
-    }
-    forward_cv_.notify_all();
+    // What does not fit is dropped: its origin still has it.
+    forward_pool_->push(std::move(forward->statements));
     return;
   }
   post(Event{from, std::move(frame).value()});
@@ -311,42 +315,6 @@ void Node::post(Event event) {
   if (events_.size() >= kDriverEventsMax) return;  // consensus recovers lost messages
   events_.push_back(std::move(event));
   cv_.notify_one();
-}
-
-void Node::run_forward_pool() {
-  for (;;) {
-    std::pair<uint64_t, Bytes> work;
-    {
-      std::unique_lock lock(forward_mu_);
-      forward_cv_.wait(lock, [&] { return forward_stopping_ || !forward_queue_.empty(); });
-      if (forward_stopping_) return;
-      work = std::move(forward_queue_.front());
-      forward_queue_.pop_front();
-    }
-    std::optional<ledger::Admitted> checked;
-    if (!mempool_.contains(crypto::sha256(work.second))) {  // checked once per node
-      // A refusal here is repeated at execution if a leader proposes it.
-      if (auto admitted = ledger_->admit(work.second); admitted.ok()) {
-        checked = std::move(admitted).value();
-      }
-    }
-    size_t added = 0;
-    {
-      std::lock_guard lock(forward_mu_);
-      checked_.emplace(work.first, std::move(checked));
-      for (auto it = checked_.begin(); it != checked_.end() && it->first == next_ticket_to_add_;
-           it = checked_.erase(it), ++next_ticket_to_add_) {
-        if (it->second && mempool_.add(std::move(*it->second)) == Mempool::Added::kAdded) ++added;
-      }
-    }
-    if (added > 0) {
-      std::lock_guard lock(mu_);
-      if (!payload_signal_at_) {
-        payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
-      }
-      cv_.notify_one();
-    }
-  }
 }
 
 // --- Driver thread ---
@@ -526,18 +494,23 @@ void Node::execute(const std::vector<consensus::Block>& blocks, const std::vecto
     for (const Bytes& item : block.payload) {
       const Hash256 id = crypto::sha256(item);
       item_ids.push_back(id);
-      if (auto a = mempool_.extract(id)) {
-        ex.batch_position.push_back(in.batch.size());
-        in.batch.push_back(std::move(*a));
-        ex.batch_ids.push_back(id);
-      } else if (auto a2 = ledger_->admit(item); a2.ok()) {
-        ex.batch_position.push_back(in.batch.size());
-        in.batch.push_back(std::move(a2).value());
-        ex.batch_ids.push_back(id);
-      } else {
-        ex.batch_position.push_back(std::nullopt);
-        ex.outcome.emplace(id, a2.status());
+      // Checked once per node: by this node's client path or its forward
+      // pool (perhaps still at work on it), else now.
+      std::optional<ledger::Admitted> admitted = mempool_.extract(id);
+      if (!admitted && forward_pool_) admitted = forward_pool_->claim(id);
+      if (!admitted) {
+        metrics_.checked(Metrics::CheckedAt::kExecution);
+        auto checked = ledger_->admit(item);
+        if (!checked.ok()) {
+          ex.batch_position.push_back(std::nullopt);
+          ex.outcome.emplace(id, checked.status());
+          continue;
+        }
+        admitted = std::move(checked).value();
       }
+      ex.batch_position.push_back(in.batch.size());
+      in.batch.push_back(std::move(*admitted));
+      ex.batch_ids.push_back(id);
     }
     in.context.time_ms = block.time_ms;
     if (block.author < validators_.size()) in.context.proposer = validators_[block.author].kid();

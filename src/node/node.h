@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "node/forward_pool.h"
 #include "node/mempool.h"
 #include "node/metrics.h"
 #include "node/wire.h"
@@ -49,8 +50,6 @@ class ConsensusStore;
 // Peer messages waiting for the driver thread; beyond this they are dropped
 // (consensus recovers lost messages through its timeouts and block requests).
 inline constexpr size_t kDriverEventsMax = 4096;
-// Forwarded statements waiting for a signature check.
-inline constexpr size_t kForwardQueueStatementsMax = 65536;
 // Statements waiting in the mempool, and their bytes.
 inline constexpr size_t kMempoolBytesMax = 128ull << 20;
 // Receipt signatures kept for blocks this node has not written yet.
@@ -154,7 +153,6 @@ class Node {
 
   // Transport thread and forward pool.
   void on_network_frame(uint32_t from, Bytes bytes);
-  void run_forward_pool();
   void post(Event event);
 
   NodeConfig config_;
@@ -191,19 +189,8 @@ class Node {
   std::vector<Bytes> outgoing_forwards_;
   std::atomic<uint64_t> round_{0}, committed_round_{0};
 
-  // Forward pool.
-  // Statements are checked in parallel but enter the mempool in the order
-  // they arrived (tickets), so one device's consecutive sequence numbers are
-  // not swapped on the way to a leader (the later one would make the earlier
-  // a replay).
-  std::mutex forward_mu_;
-  std::condition_variable forward_cv_;
-  std::deque<std::pair<uint64_t, Bytes>> forward_queue_;  // (ticket, statement)
-  uint64_t next_ticket_ = 0;
-  uint64_t next_ticket_to_add_ = 0;
-  std::map<uint64_t, std::optional<ledger::Admitted>> checked_;  // done, waiting for their turn
-  bool forward_stopping_ = false;
-  std::vector<std::thread> forward_threads_;
+  // Forward pool: peers' statements checked before they enter the mempool.
+  std::unique_ptr<ForwardPool> forward_pool_;
 
   std::unique_ptr<net::Transport> transport_;
   std::thread driver_;

@@ -383,6 +383,10 @@ TEST_F(NodeTest, MetricsCountersMove) {
   EXPECT_NE(text.find("custos_statements_registered_total 2\n"), std::string::npos) << text;
   EXPECT_NE(text.find("custos_blocks_written_total 2\n"), std::string::npos);
   EXPECT_NE(text.find("custos_sequence_gaps_total 1\n"), std::string::npos);
+  // Every submission is checked once, the junk included; a one-node
+  // consortium has no forwards.
+  EXPECT_NE(text.find("custos_admission_checks_total{at=\"submission\"} 5\n"), std::string::npos);
+  EXPECT_NE(text.find("custos_admission_checks_total{at=\"forward\"} 0\n"), std::string::npos);
   EXPECT_NE(text.find("custos_statements_refused_total{reason=\"bad-signature\"} 1\n"),
             std::string::npos);
   EXPECT_NE(text.find("custos_statements_refused_total{reason=\"replay\"} 1\n"), std::string::npos);
