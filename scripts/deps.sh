@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang clang-format clang-tidy
-  libssl-dev libsodium-dev librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev
+  libssl-dev libsodium-dev librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev libjemalloc-dev
   libasio-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   curl procps
   mosquitto mosquitto-clients libmosquitto-dev
