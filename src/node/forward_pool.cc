@@ -39,9 +39,10 @@ size_t ForwardPool::push(std::vector<Bytes> statements) {
         dropped = statements.size() - i;
         break;
       }
-      const uint64_t ticket = next_ticket_++;
-      ticket_of_[ids[i]] = ticket;  // a second forward of the same bytes: the later one
-      queue_.push_back(Work{ticket, ids[i], std::move(statements[i])});
+      // The same bytes already here (submitted to two nodes, both forward
+      // them): one check is enough.
+      if (!ticket_of_.emplace(ids[i], next_ticket_).second) continue;
+      queue_.push_back(Work{next_ticket_++, ids[i], std::move(statements[i])});
     }
   }
   work_cv_.notify_all();
@@ -66,14 +67,20 @@ void ForwardPool::run() {
     Work work = std::move(queue_.front());
     queue_.pop_front();
     std::optional<ledger::Admitted> checked;
-    // Claimed by execution while queued, or pending or executed already
-    // (its first forward, or this node's own client): no second check.
-    if (!claimed_while_queued_.erase(work.ticket) && !mempool_.contains(work.id)) {
+    if (!claimed_while_queued_.erase(work.ticket)) {  // else execution checks it
+      // Running from here on, even while this only asks the mempool: a
+      // claim in between waits instead of taking it for queued.
       running_.insert(work.ticket);
       lock.unlock();
-      // A refusal here is repeated at execution if a leader proposes it.
-      if (auto admitted = check_(work.statement); admitted.ok()) {
-        checked = std::move(admitted).value();
+      // Pending or executed already (this node's own client had it): no
+      // second check. Asked without the pool's lock, which the transport
+      // and the driver take, while the mempool's may be held by a leader
+      // taking its payload.
+      if (!mempool_.contains(work.id)) {
+        // A refusal here is repeated at execution if a leader proposes it.
+        if (auto admitted = check_(work.statement); admitted.ok()) {
+          checked = std::move(admitted).value();
+        }
       }
       lock.lock();
       running_.erase(work.ticket);
@@ -108,17 +115,19 @@ std::optional<ledger::Admitted> ForwardPool::claim(const Hash256& id) {
   if (running_.count(ticket)) {
     checked_cv_.wait(lock, [&] { return stopping_ || !running_.count(ticket); });
   }
-  if (auto done = done_.find(ticket); done != done_.end()) {
+  if (auto done = done_.find(ticket); done != done_.end() && done->second.second) {
     std::optional<ledger::Admitted> admitted = std::move(done->second.second);
     done->second.second.reset();  // delivered in its turn as nothing
     return admitted;
   }
-  if (ticket >= next_ticket_to_deliver_ && !running_.count(ticket)) {
+  if (ticket >= next_ticket_to_deliver_ && !running_.count(ticket) && !done_.count(ticket)) {
     // Still queued: the caller checks it now, the pool skips it.
     claimed_while_queued_.insert(ticket);
     return std::nullopt;
   }
-  // Delivered to the mempool while this waited.
+  // Delivered to the mempool while this waited, or found there by the
+  // pool's thread (then the pool's refusal, if any, is decided again by
+  // the caller).
   return mempool_.extract(id);
 }
 

@@ -49,8 +49,8 @@ class ForwardPool {
   void start(unsigned threads);
   void stop();
 
-  // Queues statements for a check; returns how many were dropped at the
-  // queue's limit.
+  // Queues statements for a check (bytes already in the pool are not queued
+  // twice); returns how many were dropped at the queue's limit.
   size_t push(std::vector<Bytes> statements);
 
   // For execution: the checked form of a statement that is still in the

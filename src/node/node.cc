@@ -103,10 +103,6 @@ Status Node::open() {
     tc.certificate_pem = config_.network->certificate_pem;
     tc.node_keys = validators_;
     tc.frame_bytes_max = consensus::kMessageBytesMax + 4096;  // plus the envelope
-    CUSTOS_ASSIGN_OR_RETURN(transport_,
-                            net::Transport::start(std::move(tc), [this](uint32_t from, Bytes b) {
-                              on_network_frame(from, std::move(b));
-                            }));
     forward_pool_ = std::make_unique<ForwardPool>(
         mempool_,
         [this](ByteView statement) {
@@ -121,8 +117,13 @@ Status Node::open() {
           }
           cv_.notify_one();
         });
+    // Before the transport: its thread delivers forwards from the start.
     forward_pool_->start(
         std::max(1u, std::min(kForwardThreadsMax, std::thread::hardware_concurrency())));
+    CUSTOS_ASSIGN_OR_RETURN(transport_,
+                            net::Transport::start(std::move(tc), [this](uint32_t from, Bytes b) {
+                              on_network_frame(from, std::move(b));
+                            }));
   }
   driver_ = std::thread([this] { run_driver(); });
   return Status();
