@@ -54,6 +54,18 @@ struct Fixture {
   std::atomic<int> deliveries{0};
   GatedCheck check;
   ForwardPool pool{mempool, check.fn(), [this] { ++deliveries; }};
+  // Two consecutive statements of one key.
+  const Bytes a = testutil::sign(testutil::test_keys().admin, 1);
+  const Bytes b = testutil::sign(testutil::test_keys().admin, 2);
+
+  // Starts `threads` checking threads on a then b, and returns once a's
+  // check is under way and held.
+  void start_with_a_held(unsigned threads) {
+    check.held = a;
+    pool.start(threads);
+    pool.push({a, b});
+    check.started.get_future().wait();
+  }
 };
 
 void wait_until(const std::function<bool()>& done) {
@@ -64,7 +76,7 @@ void wait_until(const std::function<bool()>& done) {
 
 TEST(ForwardPoolTest, AClaimOfARunningCheckWaitsForItInsteadOfCheckingAgain) {
   Fixture f;
-  const Bytes a = testutil::sign(testutil::test_keys().admin, 1);
+  const Bytes& a = f.a;
   f.check.held = a;
   f.pool.start(1);
   f.pool.push({a});
@@ -83,13 +95,9 @@ TEST(ForwardPoolTest, AClaimOfARunningCheckWaitsForItInsteadOfCheckingAgain) {
 
 TEST(ForwardPoolTest, AClaimOfAQueuedStatementTakesItOutOfTheQueue) {
   Fixture f;
-  const auto& key = testutil::test_keys().admin;
-  const Bytes a = testutil::sign(key, 1);
-  const Bytes b = testutil::sign(key, 2);
-  f.check.held = a;
-  f.pool.start(1);
-  f.pool.push({a, b});
-  f.check.started.get_future().wait();  // the only thread is busy with a; b is queued
+  const Bytes& a = f.a;
+  const Bytes& b = f.b;
+  f.start_with_a_held(1);  // the only thread is busy with a; b is queued
   EXPECT_EQ(f.pool.queued(), 1u);
   EXPECT_FALSE(f.pool.claim(crypto::sha256(b)).has_value()) << "the caller checks b itself";
   f.check.gate.set_value();
@@ -102,13 +110,7 @@ TEST(ForwardPoolTest, AClaimOfAQueuedStatementTakesItOutOfTheQueue) {
 
 TEST(ForwardPoolTest, ResultsEnterTheMempoolInArrivalOrder) {
   Fixture f;
-  const auto& key = testutil::test_keys().admin;
-  const Bytes a = testutil::sign(key, 1);
-  const Bytes b = testutil::sign(key, 2);
-  f.check.held = a;
-  f.pool.start(2);
-  f.pool.push({a, b});
-  f.check.started.get_future().wait();
+  f.start_with_a_held(2);
   wait_until([&] { return f.check.returned.load() == 1; });  // b checked while a is held
   EXPECT_EQ(f.mempool.size(), 0u) << "b entered before a";
   EXPECT_EQ(f.deliveries.load(), 0);
@@ -120,13 +122,9 @@ TEST(ForwardPoolTest, ResultsEnterTheMempoolInArrivalOrder) {
 
 TEST(ForwardPoolTest, AClaimOfAFinishedCheckHandsItOverOnce) {
   Fixture f;
-  const auto& key = testutil::test_keys().admin;
-  const Bytes a = testutil::sign(key, 1);
-  const Bytes b = testutil::sign(key, 2);
-  f.check.held = a;
-  f.pool.start(2);
-  f.pool.push({a, b});
-  f.check.started.get_future().wait();
+  const Bytes& a = f.a;
+  const Bytes& b = f.b;
+  f.start_with_a_held(2);
   wait_until([&] { return f.check.calls.load() == 2; });
   // b is checked and waits for a's turn: execution takes it from there.
   std::optional<ledger::Admitted> got;
@@ -146,14 +144,10 @@ TEST(ForwardPoolTest, AClaimOfAFinishedCheckHandsItOverOnce) {
 
 TEST(ForwardPoolTest, TheSameBytesForwardedTwiceAreCheckedOnce) {
   Fixture f;
-  const auto& key = testutil::test_keys().admin;
-  const Bytes a = testutil::sign(key, 1);
-  const Bytes b = testutil::sign(key, 2);
-  f.check.held = a;
-  f.pool.start(1);
-  f.pool.push({a, b});
-  f.check.started.get_future().wait();  // a is being checked, b queued
-  f.pool.push({a});                     // a second node forwards the same bytes
+  const Bytes& a = f.a;
+  const Bytes& b = f.b;
+  f.start_with_a_held(1);  // a is being checked, b queued
+  f.pool.push({a});        // a second node forwards the same bytes
   EXPECT_EQ(f.pool.queued(), 1u);
   std::optional<ledger::Admitted> got;
   auto claimed = std::async(std::launch::async, [&] { return f.pool.claim(crypto::sha256(a)); });
