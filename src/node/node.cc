@@ -6,6 +6,7 @@
 #include "crypto/hash.h"
 #include "net/transport.h"
 #include "node/consensus_store.h"
+#include "node/forward_pool.h"
 #include "node/wire.h"
 
 namespace custos::node {
@@ -111,11 +112,7 @@ Status Node::open() {
         },
         [this] {
           std::lock_guard lock(mu_);
-          if (!payload_signal_at_) {
-            payload_signal_at_ =
-                Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
-          }
-          cv_.notify_one();
+          signal_payload_locked();
         });
     // Before the transport: its thread delivers forwards from the start.
     forward_pool_->start(
@@ -215,10 +212,7 @@ Node::Ticket Node::enqueue(ByteView bytes) {
     case Mempool::Added::kAdded: {
       std::lock_guard lock(mu_);
       if (transport_) outgoing_forwards_.push_back(std::move(forward));
-      if (!payload_signal_at_) {
-        payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
-      }
-      cv_.notify_one();
+      signal_payload_locked();
       break;
     }
     case Mempool::Added::kDuplicate:  // in flight already: its execution answers us too
@@ -309,6 +303,14 @@ void Node::on_network_frame(uint32_t from, Bytes bytes) {
     return;
   }
   post(Event{from, std::move(frame).value()});
+}
+
+void Node::signal_payload_locked() {
+  // The first statement since the last proposal starts the block interval.
+  if (!payload_signal_at_) {
+    payload_signal_at_ = Clock::now() + std::chrono::milliseconds(config_.block_interval_ms);
+  }
+  cv_.notify_one();
 }
 
 void Node::post(Event event) {

@@ -29,7 +29,6 @@
 #include <vector>
 
 #include "ledger/ledger.h"
-#include "node/forward_pool.h"
 #include "node/mempool.h"
 #include "node/metrics.h"
 #include "node/wire.h"
@@ -46,6 +45,7 @@ class Transport;
 namespace custos::node {
 
 class ConsensusStore;
+class ForwardPool;
 
 // Peer messages waiting for the driver thread; beyond this they are dropped
 // (consensus recovers lost messages through its timeouts and block requests).
@@ -154,6 +154,8 @@ class Node {
   // Transport thread and forward pool.
   void on_network_frame(uint32_t from, Bytes bytes);
   void post(Event event);
+  // New statements in the mempool: wakes the driver (mu_ held).
+  void signal_payload_locked();
 
   NodeConfig config_;
   std::unique_ptr<ledger::Ledger> ledger_;
