@@ -193,6 +193,19 @@ TEST(Spool, TwoRecordsOfOneIdAfterALostRemoval) {
   EXPECT_EQ(spool->append(again).value(), Spool::Append::kAdded);
 }
 
+// Opening decodes every record (to rebuild the entry ids): a damaged one
+// refuses the open, so the gateway stops instead of skipping a message.
+TEST(Spool, ADamagedRecordRefusesTheOpen) {
+  testutil::TempDir dir;
+  Bytes damaged = record("a").encode();
+  damaged.back() ^= 1;  // the checksum no longer matches
+  ASSERT_TRUE(write_raw(dir.path(), {{Bytes{'r', 0, 0, 0, 0, 0, 0, 0, 1}, record("b").encode()},
+                                     {Bytes{'r', 0, 0, 0, 0, 0, 0, 0, 2}, damaged}}));
+  auto spool = Spool::open(options(dir.path()));
+  ASSERT_FALSE(spool.ok());
+  EXPECT_EQ(spool.status().code(), ErrorCode::kCorruption) << spool.status().to_string();
+}
+
 TEST(Spool, FillAndDamagedRecords) {
   testutil::TempDir dir;
   auto spool = Spool::open(Spool::Options{dir.path(), 4, 1 << 20}).value();
